@@ -1,0 +1,239 @@
+"""Stream extracted records into `raw.landed_record` as one all-or-nothing load batch.
+
+A batch is recorded in the ledger (`ops.load_batch`) as `extracting` before the first request,
+so operators can see it running. The records, the ledger's move to `landed` and the advance of
+the incremental cursor (`ops.source_cursor`) are committed in one transaction: a crash anywhere
+leaves no partial batch and no advanced cursor, and the next run extracts the same range again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+import psycopg
+from psycopg.types.json import set_json_dumps
+
+log = logging.getLogger(__name__)
+
+_COPY_SQL = (
+    "copy raw.landed_record (batch_id, source_id, entity, record_id, version, updated_at,"
+    " deleted, extracted_at, checksum, payload) from stdin (format binary)"
+)
+_COPY_TYPES = [
+    "bigint",
+    "text",
+    "text",
+    "text",
+    "bigint",
+    "timestamptz",
+    "boolean",
+    "timestamptz",
+    "bytea",
+    "jsonb",
+]
+_MAX_ERROR_CHARS = 2000
+
+
+class PageLike(Protocol):
+    records: list[dict[str, Any]]
+
+
+Extract = Callable[[datetime | None], Iterable[PageLike]]
+
+
+class LoadInProgressError(RuntimeError):
+    """Another load of the same source entity holds the lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class LandResult:
+    batch_id: int
+    updated_since: datetime | None
+    records_extracted: int
+    records_landed: int
+    records_skipped: int
+    pages: int
+    high_watermark: datetime | None
+
+
+def land_extraction(
+    warehouse_url: str, *, source_id: str, entity: str, contract: str, extract: Extract
+) -> LandResult:
+    """Run `extract(updated_since)` and land every record it yields as one load batch.
+
+    `updated_since` is the cursor committed by the last landed batch. Sources treat it as
+    inclusive, so records at exactly that instant come back; those already landed with the
+    same id, version and content are counted as skipped instead of being landed twice.
+    """
+    with (
+        psycopg.connect(warehouse_url, autocommit=True) as data,
+        psycopg.connect(warehouse_url, autocommit=True) as ledger,
+    ):
+        _lock_source(data, source_id, entity)
+        ledger.execute(
+            "update ops.load_batch set state = 'failed', failed_at = now(),"
+            " error = 'abandoned: the process running this batch stopped before committing'"
+            " where source_id = %s and entity = %s and state = 'extracting'",
+            (source_id, entity),
+        )
+        row = ledger.execute(
+            "select high_watermark from ops.source_cursor where source_id = %s and entity = %s",
+            (source_id, entity),
+        ).fetchone()
+        updated_since = row[0] if row else None
+        (batch_id,) = ledger.execute(
+            "insert into ops.load_batch (source_id, entity, contract, updated_since)"
+            " values (%s, %s, %s, %s) returning batch_id",
+            (source_id, entity, contract, updated_since),
+        ).fetchone()
+        log.info("batch %s: extracting %s/%s since %s", batch_id, source_id, entity, updated_since)
+        try:
+            result = _land(data, batch_id, source_id, entity, updated_since, extract)
+        except BaseException as exc:
+            ledger.execute(
+                "update ops.load_batch set state = 'failed', failed_at = now(), error = %s"
+                " where batch_id = %s",
+                (f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS], batch_id),
+            )
+            raise
+    log.info(
+        "batch %s: landed %s of %s records (%s already landed) in %s pages",
+        batch_id,
+        result.records_landed,
+        result.records_extracted,
+        result.records_skipped,
+        result.pages,
+    )
+    return result
+
+
+def _lock_source(conn: psycopg.Connection, source_id: str, entity: str) -> None:
+    (locked,) = conn.execute(
+        "select pg_try_advisory_lock(hashtextextended(%s, 0))", (f"land:{source_id}:{entity}",)
+    ).fetchone()
+    if not locked:
+        raise LoadInProgressError(f"another load of {source_id}/{entity} is running")
+
+
+def _land(
+    conn: psycopg.Connection,
+    batch_id: int,
+    source_id: str,
+    entity: str,
+    updated_since: datetime | None,
+    extract: Extract,
+) -> LandResult:
+    # The payload is serialised once (canonically, for the checksum) and sent as-is.
+    set_json_dumps(_pass_through_json, context=conn)
+    already_landed = _keys_landed_since(conn, source_id, entity, updated_since)
+    extracted = landed = pages = 0
+    high_watermark = updated_since
+    extracted_at = datetime.now(UTC)
+    with conn.transaction():
+        with conn.cursor().copy(_COPY_SQL) as copy:
+            copy.set_types(_COPY_TYPES)
+            for page in extract(updated_since):
+                pages += 1
+                for record_id, version, updated_at, deleted, checksum, payload in _rows(
+                    page.records
+                ):
+                    extracted += 1
+                    if (record_id, version, checksum) in already_landed:
+                        continue
+                    copy.write_row(
+                        (
+                            batch_id,
+                            source_id,
+                            entity,
+                            record_id,
+                            version,
+                            updated_at,
+                            deleted,
+                            extracted_at,
+                            checksum,
+                            payload,
+                        )
+                    )
+                    landed += 1
+                    if updated_at is not None and (
+                        high_watermark is None or updated_at > high_watermark
+                    ):
+                        high_watermark = updated_at
+        if high_watermark is not None:
+            conn.execute(
+                "insert into ops.source_cursor (source_id, entity, high_watermark, batch_id)"
+                " values (%s, %s, %s, %s) on conflict (source_id, entity) do update"
+                " set high_watermark = excluded.high_watermark, batch_id = excluded.batch_id,"
+                " updated_at = now()",
+                (source_id, entity, high_watermark, batch_id),
+            )
+        conn.execute(
+            "update ops.load_batch set state = 'landed', landed_at = now(),"
+            " records_extracted = %s, records_landed = %s, records_skipped = %s, pages = %s"
+            " where batch_id = %s",
+            (extracted, landed, extracted - landed, pages, batch_id),
+        )
+    return LandResult(
+        batch_id=batch_id,
+        updated_since=updated_since,
+        records_extracted=extracted,
+        records_landed=landed,
+        records_skipped=extracted - landed,
+        pages=pages,
+        high_watermark=high_watermark,
+    )
+
+
+def _keys_landed_since(
+    conn: psycopg.Connection, source_id: str, entity: str, updated_since: datetime | None
+) -> set[tuple[str | None, int | None, bytes]]:
+    if updated_since is None:
+        return set()
+    rows = conn.execute(
+        "select record_id, version, checksum from raw.landed_record"
+        " where source_id = %s and entity = %s and updated_at >= %s",
+        (source_id, entity, updated_since),
+    ).fetchall()
+    return {(r[0], r[1], bytes(r[2])) for r in rows}
+
+
+def _rows(
+    records: list[dict[str, Any]],
+) -> Iterator[tuple[str | None, int | None, datetime | None, bool | None, bytes, bytes]]:
+    """Landing columns of each record. Malformed keys become nulls; the gate judges them."""
+    for record in records:
+        payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        if not isinstance(record, dict):
+            yield None, None, None, None, hashlib.sha256(payload).digest(), payload
+            continue
+        record_id = record.get("id")
+        version = record.get("version")
+        deleted = record.get("deleted")
+        yield (
+            None if record_id is None else str(record_id),
+            version if type(version) is int else None,
+            _parse_timestamp(record.get("updated_at")),
+            deleted if type(deleted) is bool else None,
+            hashlib.sha256(payload).digest(),
+            payload,
+        )
+
+
+def _parse_timestamp(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _pass_through_json(obj: Any) -> bytes:
+    return obj if isinstance(obj, bytes) else orjson.dumps(obj)

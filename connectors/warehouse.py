@@ -1,0 +1,19 @@
+"""The warehouse's landing zone and ledger schema (`warehouse.sql`), applied idempotently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+
+SCHEMA_SQL = Path(__file__).with_name("warehouse.sql")
+
+# Serialises concurrent first-time schema creation from parallel tasks.
+_SCHEMA_LOCK_KEY = 7_324_001
+
+
+def ensure_schema(warehouse_url: str) -> None:
+    """Create the raw and ops schemas, tables and helper functions if they are missing."""
+    with psycopg.connect(warehouse_url, autocommit=True) as conn, conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        conn.execute(SCHEMA_SQL.read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""Airflow DAG files and the factory that generates them from the source catalogue."""

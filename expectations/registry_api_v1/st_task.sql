@@ -1,0 +1,22 @@
+-- Typed projection of a landed S&T task batch, validated by st_task.json.
+-- Values that do not parse become null here, so the not-null and range checks catch them.
+select
+    batch_id,
+    landed_id,
+    record_id,
+    version,
+    updated_at,
+    deleted,
+    payload ->> 'title' as title,
+    payload ->> 'task_level' as task_level,
+    payload ->> 'task_type' as task_type,
+    payload ->> 'field_code' as field_code,
+    payload ->> 'host_organisation_name' as host_organisation_name,
+    payload ->> 'status' as status,
+    case when jsonb_typeof(payload -> 'budget_state_million_vnd') = 'number'
+        then (payload ->> 'budget_state_million_vnd')::numeric end as budget_state_million_vnd,
+    case when jsonb_typeof(payload -> 'budget_other_million_vnd') = 'number'
+        then (payload ->> 'budget_other_million_vnd')::numeric end as budget_other_million_vnd,
+    ops.try_date(payload ->> 'start_date') as start_date,
+    ops.try_date(payload ->> 'end_date') as end_date
+from raw.landed_record

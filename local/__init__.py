@@ -1,0 +1,1 @@
+"""Local stand-ins for the sources, the warehouse server and the national intake."""

@@ -1,0 +1,40 @@
+"""Which warehouse to use: WAREHOUSE_URL when set, else the project's own local PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from local.postgres import LocalPostgres, ensure_database
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOCAL_STATE = REPO_ROOT / ".local"
+WAREHOUSE_DB = "sti"
+
+
+def local_server() -> LocalPostgres:
+    return LocalPostgres(LOCAL_STATE / "postgres")
+
+
+def resolve_warehouse_url() -> str:
+    """The configured warehouse, or the embedded one (started, with its database created)."""
+    configured = os.environ.get("WAREHOUSE_URL")
+    if configured:
+        return configured
+    server = local_server()
+    admin_url = server.start()
+    ensure_database(admin_url, WAREHOUSE_DB)
+    return server.url(WAREHOUSE_DB)
+
+
+def dbt_env(warehouse_url: str) -> dict[str, str]:
+    """Environment variables that dbt_project/profiles.yml reads, derived from the URL."""
+    parts = urlsplit(warehouse_url)
+    return {
+        "DBT_PG_HOST": parts.hostname or "127.0.0.1",
+        "DBT_PG_PORT": str(parts.port or 5432),
+        "DBT_PG_USER": unquote(parts.username or "postgres"),
+        "DBT_PG_PASSWORD": unquote(parts.password or ""),
+        "DBT_PG_DBNAME": parts.path.lstrip("/") or "postgres",
+    }

@@ -1,0 +1,143 @@
+"""Landing on a real PostgreSQL: one all-or-nothing batch, ledger states, cursor advance."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import orjson
+import psycopg
+import pytest
+from records import pages_of, st_task
+
+from connectors.landing import LoadInProgressError, land_extraction
+
+SOURCE = {"source_id": "ninh_binh_registry", "entity": "st_task", "contract": "registry-api-v1"}
+
+
+def _land(url: str, records: list[dict], page_size: int = 7, seen: list | None = None):
+    def extract(updated_since):
+        if seen is not None:
+            seen.append(updated_since)
+        return pages_of(records, page_size)
+
+    return land_extraction(url, **SOURCE, extract=extract)
+
+
+def _one(url: str, query: str, *params):
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params).fetchone()
+
+
+def test_lands_every_record_with_lineage_and_advances_the_cursor(warehouse_url):
+    records = [st_task(i) for i in range(30)]
+    result = _land(warehouse_url, records)
+
+    assert (result.records_extracted, result.records_landed, result.pages) == (30, 30, 5)
+    assert result.high_watermark == datetime(2024, 5, 1, 8, 0, 29, tzinfo=UTC)
+    state, landed, pages = _one(
+        warehouse_url,
+        "select state, records_landed, pages from ops.load_batch where batch_id = %s",
+        result.batch_id,
+    )
+    assert (state, landed, pages) == ("landed", 30, 5)
+    record_id, version, checksum, payload = _one(
+        warehouse_url,
+        "select record_id, version, checksum, payload from raw.landed_record"
+        " where record_id = 'NB-2024-DT-0003'",
+    )
+    assert (record_id, version, payload) == ("NB-2024-DT-0003", 1, records[3])
+    canonical = orjson.dumps(records[3], option=orjson.OPT_SORT_KEYS)
+    assert bytes(checksum) == hashlib.sha256(canonical).digest()
+    (cursor,) = _one(warehouse_url, "select high_watermark from ops.source_cursor")
+    assert cursor == result.high_watermark
+
+
+def test_crash_mid_load_leaves_no_rows_and_no_cursor_advance(warehouse_url):
+    first = _land(warehouse_url, [st_task(i) for i in range(5)])
+
+    def failing_extract(updated_since):
+        yield from pages_of(
+            [st_task(i, version=2, updated_at="2025-01-01T00:00:00Z") for i in range(10)], 4
+        )
+        raise ConnectionError("registry went away")
+
+    with pytest.raises(ConnectionError):
+        land_extraction(warehouse_url, **SOURCE, extract=failing_extract)
+
+    assert _one(warehouse_url, "select count(*) from raw.landed_record") == (5,)
+    state, error = _one(
+        warehouse_url, "select state, error from ops.load_batch order by batch_id desc limit 1"
+    )
+    assert state == "failed" and "registry went away" in error
+    assert _one(warehouse_url, "select high_watermark, batch_id from ops.source_cursor") == (
+        first.high_watermark,
+        first.batch_id,
+    )
+
+
+def test_rerun_extracts_from_the_cursor_and_lands_nothing_already_landed(warehouse_url):
+    records = [st_task(i) for i in range(10)]
+    first = _land(warehouse_url, records)
+    seen: list = []
+    # The source treats updated_since as inclusive: it sends the last record again.
+    second = _land(warehouse_url, records[-1:], seen=seen)
+
+    assert seen == [first.high_watermark]
+    assert (second.records_extracted, second.records_landed, second.records_skipped) == (1, 0, 1)
+    assert _one(warehouse_url, "select count(*) from raw.landed_record") == (10,)
+    assert _one(
+        warehouse_url, "select state from ops.load_batch where batch_id = %s", second.batch_id
+    ) == ("landed",)
+
+
+def test_a_new_version_at_the_cursor_instant_is_landed(warehouse_url):
+    records = [st_task(i) for i in range(3)]
+    _land(warehouse_url, records)
+    changed = st_task(2, version=2, title="Tên mới")  # same updated_at as the cursor
+    result = _land(warehouse_url, [records[2], changed])
+    assert (result.records_landed, result.records_skipped) == (1, 1)
+
+
+def test_malformed_keys_are_landed_as_nulls_for_the_gate_to_judge(warehouse_url):
+    records = [
+        st_task(1, id=None),
+        st_task(2, version="two"),
+        st_task(3, updated_at="01/05/2024"),
+        st_task(4, deleted="no"),
+    ]
+    _land(warehouse_url, records)
+    with psycopg.connect(warehouse_url) as conn:
+        rows = conn.execute(
+            "select record_id, version, updated_at, deleted from raw.landed_record"
+            " order by landed_id"
+        ).fetchall()
+    assert rows[0][0] is None
+    assert rows[1][1] is None
+    assert rows[2][2] is None
+    assert rows[3][3] is None
+
+
+def test_a_second_concurrent_load_of_the_same_source_is_refused(warehouse_url):
+    with psycopg.connect(warehouse_url, autocommit=True) as other:
+        other.execute(
+            "select pg_advisory_lock(hashtextextended(%s, 0))", ("land:ninh_binh_registry:st_task",)
+        )
+        with pytest.raises(LoadInProgressError):
+            _land(warehouse_url, [st_task(1)])
+    assert _one(warehouse_url, "select count(*) from ops.load_batch") == (0,)
+
+
+def test_a_batch_abandoned_by_a_killed_process_is_marked_failed(warehouse_url):
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute(
+            "insert into ops.load_batch (source_id, entity, contract) values (%s, %s, %s)",
+            ("ninh_binh_registry", "st_task", "registry-api-v1"),
+        )
+    _land(warehouse_url, [st_task(1)])
+    with psycopg.connect(warehouse_url) as conn:
+        states = conn.execute(
+            "select state, error from ops.load_batch order by batch_id"
+        ).fetchall()
+    assert states[0][0] == "failed" and states[0][1].startswith("abandoned")
+    assert states[1] == ("landed", None)

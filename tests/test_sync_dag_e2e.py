@@ -1,0 +1,134 @@
+"""The sync DAG run through Airflow itself (dag.test() on a migrated metadata DB) against the
+stand-in registry and a real PostgreSQL, with real GX and real dbt."""
+
+from __future__ import annotations
+
+import pendulum
+import psycopg
+import pytest
+import requests
+
+from local.airflow_env import DAGS_FOLDER, connection_env
+from local.registry.process import run_registry
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "ninh_binh_registry__st_task"
+REASON_OF_BAD_KIND = {
+    "missing_id": "the record has no id",
+    "unknown_field_code": "field_code is not a research field of QĐ 12/2008",
+    "end_before_start": "end_date is before start_date",
+    "negative_budget": "state budget is negative",
+}
+
+
+@pytest.fixture(scope="module")
+def sync_dag(airflow_home, dbt_manifest):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    assert bag.import_errors == {}
+    return bag.dags[DAG_ID]
+
+
+def _run(dag, warehouse_url, registry, monkeypatch):
+    registries = {
+        "ninh_binh_registry": (registry.base_url, registry.client_id, registry.client_secret)
+    }
+    for name, value in connection_env(warehouse_url, registries).items():
+        monkeypatch.setenv(name, value)
+    return dag.test(logical_date=pendulum.now("UTC"))
+
+
+def _query(url, sql, *params):
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _task_states(dag_run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+def test_sync_lands_gates_and_builds_the_marts_then_reruns_idempotently(
+    sync_dag, warehouse_url, monkeypatch
+):
+    with run_registry(records=300, bad_share=0.05, seed=7) as registry:
+        stats = requests.get(f"{registry.base_url}/_standin/stats", timeout=10).json()
+        bad = sum(stats["bad"].values())
+        assert bad > 0
+
+        first = _run(sync_dag, warehouse_url, registry, monkeypatch)
+        assert first.state == "success", _task_states(first)
+        assert {"extract_and_land", "gate", "publish", "dbt.fct_st_task_model_build"} <= set(
+            _task_states(first)
+        )
+        [(state, extracted, landed, passed, quarantined)] = _query(
+            warehouse_url,
+            "select state, records_extracted, records_landed, records_passed,"
+            " records_quarantined from ops.load_batch",
+        )
+        assert (state, extracted, landed) == ("published", 300, 300)
+        assert (passed, quarantined) == (300 - bad, bad)
+        reasons = dict(
+            _query(
+                warehouse_url,
+                "select reason, count(distinct landed_id) from ops.quarantine group by reason",
+            )
+        )
+        expected = {REASON_OF_BAD_KIND[k]: n for k, n in stats["bad"].items() if n}
+        assert reasons == expected
+        assert _query(warehouse_url, "select count(*) from marts.fct_st_task") == [(300 - bad,)]
+        assert _query(warehouse_url, "select count(*) from marts.dim_research_field") == [(374,)]
+        assert _query(
+            warehouse_url,
+            "select count(*) from marts.fct_st_task f"
+            " left join marts.dim_research_field d using (field_code) where d.field_code is null",
+        ) == [(0,)]
+
+        # No change at the source: the rerun lands nothing and the marts stay as they were.
+        second = _run(sync_dag, warehouse_url, registry, monkeypatch)
+        assert second.state == "success", _task_states(second)
+        assert _query(
+            warehouse_url,
+            "select state, records_landed from ops.load_batch order by batch_id desc limit 1",
+        ) == [("published", 0)]
+        assert _query(warehouse_url, "select count(*) from raw.landed_record") == [(300,)]
+        assert _query(warehouse_url, "select count(*) from marts.fct_st_task") == [(300 - bad,)]
+
+        # Updates and deletes at the source flow through as new versions.
+        changes = requests.post(
+            f"{registry.base_url}/_standin/changes", json={"update": 4, "delete": 2}, timeout=10
+        ).json()
+        third = _run(sync_dag, warehouse_url, registry, monkeypatch)
+        assert third.state == "success", _task_states(third)
+        assert _query(
+            warehouse_url,
+            "select records_landed from ops.load_batch order by batch_id desc limit 1",
+        ) == [(6,)]
+        assert _query(warehouse_url, "select count(*) from marts.fct_st_task") == [(300 - bad - 2,)]
+        versions = _query(
+            warehouse_url,
+            "select version from marts.fct_st_task where task_code = any(%s)",
+            changes["updated"],
+        )
+        assert sorted(v for (v,) in versions) == [2, 2, 2, 2]
+        assert _query(
+            warehouse_url,
+            "select count(*) from marts.fct_st_task where task_code = any(%s)",
+            changes["deleted"],
+        ) == [(0,)]
+
+
+def test_a_failed_gate_fails_the_run_and_publishes_nothing(sync_dag, warehouse_url, monkeypatch):
+    with run_registry(records=100, bad_share=0.6, seed=3) as registry:
+        run = _run(sync_dag, warehouse_url, registry, monkeypatch)
+
+    states = _task_states(run)
+    assert run.state == "failed"
+    assert states["extract_and_land"] == "success"
+    assert states["gate"] == "failed"
+    assert states["publish"] == "upstream_failed"
+    assert _query(warehouse_url, "select state from ops.load_batch") == [("failed",)]
+    assert _query(
+        warehouse_url, "select count(*) from information_schema.tables where table_schema = 'marts'"
+    ) == [(0,)]
