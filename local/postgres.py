@@ -64,7 +64,7 @@ class LocalPostgres:
         self.log_file = self.data_dir / "server.log"
         self._port_file = self.root / "port"
         self._durable = durable
-        self._bin = _bundled_bin_dir()
+        self.bin_dir = _bundled_bin_dir()
         self._run_as = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
 
     @property
@@ -102,7 +102,7 @@ class LocalPostgres:
         if not (self.data_dir / "postmaster.pid").exists():
             return False
         status = subprocess.run(
-            [str(self._bin / "pg_ctl"), "status", "-D", str(self.data_dir)],
+            [str(self.bin_dir / "pg_ctl"), "status", "-D", str(self.data_dir)],
             capture_output=True,
             text=True,
             **self._user_kwargs(),
@@ -151,7 +151,7 @@ class LocalPostgres:
 
     def _run(self, program: str, *args: str) -> None:
         result = subprocess.run(
-            [str(self._bin / program), *args],
+            [str(self.bin_dir / program), *args],
             capture_output=True,
             text=True,
             **self._user_kwargs(),

@@ -38,3 +38,9 @@ def dbt_env(warehouse_url: str) -> dict[str, str]:
         "DBT_PG_PASSWORD": unquote(parts.password or ""),
         "DBT_PG_DBNAME": parts.path.lstrip("/") or "postgres",
     }
+
+
+def psql_command() -> list[str]:
+    """psql (bundled with the embedded server) connected to the warehouse."""
+    url = resolve_warehouse_url()
+    return [str(local_server().bin_dir / "psql"), url]

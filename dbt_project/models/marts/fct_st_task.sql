@@ -1,29 +1,29 @@
 -- Current S&T tasks: the latest version of each task that the source has not deleted.
 select
-    tasks.st_task_key,
-    tasks.source_id,
-    tasks.task_code,
-    tasks.title,
-    tasks.task_level,
-    tasks.task_type,
-    tasks.field_code,
-    tasks.host_organisation_name,
-    tasks.host_organisation_code,
-    tasks.principal_investigator,
-    tasks.province_code,
-    tasks.budget_state_million_vnd,
-    tasks.budget_other_million_vnd,
-    tasks.budget_state_million_vnd
-    + coalesce(tasks.budget_other_million_vnd, 0) as budget_total_million_vnd,
-    tasks.start_date,
-    tasks.end_date,
-    tasks.status,
-    tasks.acceptance_date,
-    extract(year from tasks.acceptance_date)::integer as acceptance_year,
-    tasks.acceptance_rating,
-    tasks.version,
-    tasks.source_updated_at,
-    tasks.batch_id,
-    tasks.landed_id
-from {{ ref('int_st_tasks_deduplicated') }} as tasks
-where not tasks.is_deleted
+    latest.st_task_key,
+    latest.source_id,
+    latest.task_code,
+    latest.title,
+    latest.task_level,
+    latest.task_type,
+    latest.field_code,
+    latest.host_organisation_name,
+    latest.host_organisation_code,
+    latest.principal_investigator,
+    latest.province_code,
+    latest.budget_state_million_vnd,
+    latest.budget_other_million_vnd,
+    latest.budget_state_million_vnd
+    + coalesce(latest.budget_other_million_vnd, 0) as budget_total_million_vnd,
+    latest.start_date,
+    latest.end_date,
+    latest.status,
+    latest.acceptance_date,
+    extract(year from latest.acceptance_date)::integer as acceptance_year,
+    latest.acceptance_rating,
+    latest.version,
+    latest.source_updated_at,
+    latest.batch_id,
+    latest.landed_id
+from {{ ref('int_st_tasks_deduplicated') }} as latest
+where not latest.is_deleted

@@ -1,0 +1,39 @@
+"""Local stack commands: `python -m local demo | airflow-ui | psql | stop`.
+
+demo        run the main job on the embedded default and print a summary
+airflow-ui  Airflow's UI with the sync DAG, on the local stack (Ctrl-C to stop)
+psql        a SQL shell on the warehouse (starts the embedded server if needed)
+stop        stop the embedded PostgreSQL if it is running
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else ""
+    if command == "demo":
+        from local.demo import main as demo
+
+        return demo()
+    if command == "airflow-ui":
+        from local.ui import main as ui
+
+        return ui()
+    if command == "psql":
+        from local.warehouse import psql_command
+
+        return subprocess.call(psql_command())
+    if command == "stop":
+        from local.warehouse import local_server
+
+        local_server().stop()
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

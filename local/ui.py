@@ -1,0 +1,57 @@
+"""Airflow's UI on the local stack: warehouse, stand-in registry and `airflow standalone`.
+
+Runs in the foreground until Ctrl-C, then stops everything it started. Uses the same
+AIRFLOW_HOME as the demo, so the demo's runs are there to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+from local.airflow_env import AIRFLOW_BIN, airflow_settings, connection_env, migrate_metadata_db
+from local.demo import AIRFLOW_HOME, SOURCE_ID
+from local.registry.process import run_registry
+from local.warehouse import local_server, resolve_warehouse_url
+
+PORT = os.environ.get("AIRFLOW_UI_PORT", "8080")
+
+
+def main() -> int:
+    embedded = not os.environ.get("WAREHOUSE_URL")
+    warehouse_url = resolve_warehouse_url()
+    settings = {
+        **airflow_settings(AIRFLOW_HOME),
+        "AIRFLOW__API__PORT": PORT,
+        # A single-user local stack: no login screen.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+    }
+    migrate_metadata_db(settings)
+    try:
+        with run_registry() as registry:
+            connections = connection_env(
+                warehouse_url,
+                {SOURCE_ID: (registry.base_url, registry.client_id, registry.client_secret)},
+            )
+            print(f"Airflow UI: http://localhost:{PORT}  (Ctrl-C stops all)")
+            airflow = subprocess.Popen(
+                [str(AIRFLOW_BIN), "standalone"],
+                env={**os.environ, **settings, **connections},
+                start_new_session=True,
+            )
+            try:
+                airflow.wait()
+            except KeyboardInterrupt:
+                pass
+            finally:
+                if airflow.poll() is None:
+                    os.killpg(airflow.pid, signal.SIGTERM)
+                    try:
+                        airflow.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(airflow.pid, signal.SIGKILL)
+    finally:
+        if embedded:
+            local_server().stop()
+    return 0
