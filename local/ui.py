@@ -18,11 +18,17 @@ from local.warehouse import local_server, resolve_warehouse_url
 PORT = os.environ.get("AIRFLOW_UI_PORT", "8080")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C does
     embedded = not os.environ.get("WAREHOUSE_URL")
     warehouse_url = resolve_warehouse_url()
     settings = {
         **airflow_settings(AIRFLOW_HOME),
+        "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": PORT,
         # A single-user local stack: no login screen.
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
@@ -37,7 +43,13 @@ def main() -> int:
             print(f"Airflow UI: http://localhost:{PORT}  (Ctrl-C stops all)")
             airflow = subprocess.Popen(
                 [str(AIRFLOW_BIN), "standalone"],
-                env={**os.environ, **settings, **connections},
+                # standalone starts its components as `airflow ...` from PATH
+                env={
+                    **os.environ,
+                    **settings,
+                    **connections,
+                    "PATH": f"{AIRFLOW_BIN.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                },
                 start_new_session=True,
             )
             try:
