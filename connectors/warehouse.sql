@@ -76,16 +76,8 @@ create table if not exists ops.quarantine (
 create index if not exists quarantine_open_idx on ops.quarantine (source_id, entity)
     where resolved_at is null;
 
--- Lenient casts for the gate: a malformed value becomes null (and fails not-null checks)
+-- Lenient date cast for the gate: a malformed value becomes null (and fails not-null checks)
 -- instead of aborting the whole validation query.
-create or replace function ops.try_numeric(value text) returns numeric
-language plpgsql immutable as $$
-begin
-    return value::numeric;
-exception when others then
-    return null;
-end $$;
-
 create or replace function ops.try_date(value text) returns date
 language plpgsql immutable as $$
 begin

@@ -31,6 +31,28 @@ def sync_dag(airflow_home, dbt_manifest):
     return bag.dags[DAG_ID]
 
 
+def test_the_dag_is_generated_from_the_catalogue_with_events_and_a_safety_net(sync_dag):
+    from airflow.timetables.assets import AssetOrTimeSchedule
+
+    timetable = sync_dag.timetable
+    assert isinstance(timetable, AssetOrTimeSchedule)
+    assert "sti://ninh_binh_registry/st_task" in str(timetable.asset_condition)
+    assert timetable.timetable.summary == "0 */6 * * *"
+    assert sync_dag.max_active_runs == 1
+    assert {"registry", "registry-api-v1", "province:37", "st_task"} <= set(sync_dag.tags)
+    assert sync_dag.owner == "so-khcn-ninh-binh"
+    assert "Ninh Bình provincial STI registry" in sync_dag.doc_md
+    assert sync_dag.get_task("gate").upstream_task_ids == {"extract_and_land"}
+    assert sync_dag.get_task("publish").upstream_task_ids == {"gate"}
+    dbt_roots = [
+        t
+        for t in sync_dag.tasks
+        if t.task_id.startswith("dbt.")
+        and not any(u.startswith("dbt.") for u in t.upstream_task_ids)
+    ]
+    assert dbt_roots and all(t.upstream_task_ids == {"publish"} for t in dbt_roots)
+
+
 def _run(dag, warehouse_url, registry, monkeypatch):
     registries = {
         "ninh_binh_registry": (registry.base_url, registry.client_id, registry.client_secret)
