@@ -4,13 +4,21 @@ A batch is recorded in the ledger (`ops.load_batch`) as `extracting` before the 
 so operators can see it running. The records, the ledger's move to `landed` and the advance of
 the incremental cursor (`ops.source_cursor`) are committed in one transaction: a crash anywhere
 leaves no partial batch and no advanced cursor, and the next run extracts the same range again.
+
+The extraction runs one page ahead of the COPY, in a background thread: while this thread
+serialises a page and PostgreSQL ingests it, the next page is requested and parsed. At most
+three pages are in memory (one being landed, one waiting, one being fetched), whatever the size
+of the extraction.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -21,11 +29,12 @@ from psycopg.types.json import set_json_dumps
 
 log = logging.getLogger(__name__)
 
-_COPY_SQL = (
+# The landing's COPY: public so the benchmark can load the very same rows as its baseline.
+COPY_SQL = (
     "copy raw.landed_record (batch_id, source_id, entity, record_id, version, updated_at,"
-    " deleted, extracted_at, checksum, payload) from stdin (format binary)"
+    " deleted, extracted_at, checksum, payload, landing_issue) from stdin (format binary)"
 )
-_COPY_TYPES = [
+COPY_TYPES = [
     "bigint",
     "text",
     "text",
@@ -36,8 +45,16 @@ _COPY_TYPES = [
     "timestamptz",
     "bytea",
     "jsonb",
+    "text",
 ]
 _MAX_ERROR_CHARS = 2000
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
+_ESCAPED_NUL = b"\\u0000"
+_NUL_REPAIRED = "NUL characters (U+0000), which PostgreSQL cannot store, replaced by U+FFFD"
+_PREFETCH_PAGES = 1  # pages extracted ahead of the one being landed
+# After a failure while landing, how long to wait for the page being fetched before leaving the
+# extraction thread to finish on its own (it stops at the next page boundary).
+_STOP_WAIT_SECONDS = 10.0
 
 
 class PageLike(Protocol):
@@ -130,19 +147,28 @@ def _land(
     extract: Extract,
 ) -> LandResult:
     # The payload is serialised once (canonically, for the checksum) and sent as-is.
-    set_json_dumps(_pass_through_json, context=conn)
+    set_json_dumps(pass_through_json, context=conn)
     already_landed = _keys_landed_since(conn, source_id, entity, updated_since)
     extracted = landed = pages = 0
     high_watermark = updated_since
     extracted_at = datetime.now(UTC)
     with conn.transaction():
-        with conn.cursor().copy(_COPY_SQL) as copy:
-            copy.set_types(_COPY_TYPES)
-            for page in extract(updated_since):
+        with (
+            _prefetched(extract(updated_since), _PREFETCH_PAGES) as extracted_pages,
+            conn.cursor().copy(COPY_SQL) as copy,
+        ):
+            copy.set_types(COPY_TYPES)
+            for page in extracted_pages:
                 pages += 1
-                for record_id, version, updated_at, deleted, checksum, payload in _rows(
-                    page.records
-                ):
+                for (
+                    record_id,
+                    version,
+                    updated_at,
+                    deleted,
+                    checksum,
+                    payload,
+                    landing_issue,
+                ) in record_columns(page.records):
                     extracted += 1
                     if (record_id, version, checksum) in already_landed:
                         continue
@@ -158,6 +184,7 @@ def _land(
                             extracted_at,
                             checksum,
                             payload,
+                            landing_issue,
                         )
                     )
                     landed += 1
@@ -190,6 +217,78 @@ def _land(
     )
 
 
+class _End:
+    """Queued by the extraction thread after the last page, with the error that ended it."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+@contextmanager
+def _prefetched(pages: Iterable[PageLike], depth: int) -> Iterator[Iterator[PageLike]]:
+    """Iterate `pages` in a background thread, at most `depth` pages ahead of the consumer.
+
+    An error raised by the extraction is raised again here, in the consumer, when it reaches
+    that point of the sequence. When the consumer leaves early (its own error, or it stops
+    iterating), the thread is told to stop at the next page boundary, closing `pages`.
+    """
+    slots: queue.Queue[PageLike | _End] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: PageLike | _End) -> bool:
+        """Queue `item` unless told to stop first; False when told to stop."""
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def extract_pages() -> None:
+        error: BaseException | None = None
+        try:
+            iterator = iter(pages)
+            try:
+                for page in iterator:
+                    if not offer(page):
+                        return
+                    del page  # the consumer holds it now
+            finally:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+        except BaseException as exc:  # handed to the consumer, which raises it
+            error = exc
+        offer(_End(error))
+
+    def consume() -> Iterator[PageLike]:
+        while True:
+            item = slots.get()
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+            del item
+
+    thread = threading.Thread(target=extract_pages, name="landing-extract", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join(_STOP_WAIT_SECONDS)
+        if thread.is_alive():
+            log.warning(
+                "the extraction thread is still fetching a page %.0f s after the load stopped;"
+                " leaving it to stop on its own",
+                _STOP_WAIT_SECONDS,
+            )
+
+
 def _keys_landed_since(
     conn: psycopg.Connection, source_id: str, entity: str, updated_since: datetime | None
 ) -> set[tuple[str | None, int | None, bytes]]:
@@ -203,26 +302,51 @@ def _keys_landed_since(
     return {(r[0], r[1], bytes(r[2])) for r in rows}
 
 
-def _rows(
+def record_columns(
     records: list[dict[str, Any]],
-) -> Iterator[tuple[str | None, int | None, datetime | None, bool | None, bytes, bytes]]:
-    """Landing columns of each record. Malformed keys become nulls; the gate judges them."""
+) -> Iterator[
+    tuple[str | None, int | None, datetime | None, bool | None, bytes, bytes, str | None]
+]:
+    """Landing columns of each record. Malformed keys become nulls; the gate judges them.
+
+    The checksum is always that of the record as sent. A record PostgreSQL cannot store as
+    sent (NUL characters) is stored repaired, with `landing_issue` saying how, so the gate
+    quarantines it instead of one record failing every batch of its source.
+    """
     for record in records:
         payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        checksum = hashlib.sha256(payload).digest()
+        landing_issue = None
+        if _ESCAPED_NUL in payload:  # orjson writes U+0000 only in this escaped form
+            record = _without_nul(record)
+            payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+            landing_issue = _NUL_REPAIRED
         if not isinstance(record, dict):
-            yield None, None, None, None, hashlib.sha256(payload).digest(), payload
+            yield None, None, None, None, checksum, payload, landing_issue
             continue
         record_id = record.get("id")
         version = record.get("version")
         deleted = record.get("deleted")
         yield (
             None if record_id is None else str(record_id),
-            version if type(version) is int else None,
+            version if type(version) is int and _BIGINT_MIN <= version <= _BIGINT_MAX else None,
             _parse_timestamp(record.get("updated_at")),
             deleted if type(deleted) is bool else None,
-            hashlib.sha256(payload).digest(),
+            checksum,
             payload,
+            landing_issue,
         )
+
+
+def _without_nul(value: Any) -> Any:
+    """`value` with every U+0000 in its strings and keys replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _parse_timestamp(value: object) -> datetime | None:
@@ -235,5 +359,6 @@ def _parse_timestamp(value: object) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def _pass_through_json(obj: Any) -> bytes:
+def pass_through_json(obj: Any) -> bytes:
+    """psycopg JSON dumper that sends already-serialised payloads as they are."""
     return obj if isinstance(obj, bytes) else orjson.dumps(obj)

@@ -15,8 +15,11 @@ create table if not exists raw.landed_record (
     deleted       boolean,
     extracted_at  timestamptz not null,
     checksum      bytea       not null,  -- sha256 of the canonical (key-sorted) JSON payload
-    payload       jsonb       not null
+    payload       jsonb       not null,
+    landing_issue text                  -- how the payload was altered to be storable, else null
 );
+-- Warehouses created before landing_issue existed.
+alter table raw.landed_record add column if not exists landing_issue text;
 create index if not exists landed_record_batch_idx on raw.landed_record (batch_id);
 create index if not exists landed_record_key_idx
     on raw.landed_record (source_id, entity, record_id, version);

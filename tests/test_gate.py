@@ -101,6 +101,16 @@ def test_values_of_the_wrong_type_are_caught(warehouse_url):
     assert typed == 1
 
 
+def test_a_record_landed_repaired_is_quarantined(warehouse_url):
+    records = [st_task(i) for i in range(20)]
+    records[7]["title"] = "Đề tài\x00"
+    batch_id = _land(warehouse_url, records)
+    result = run_gate(warehouse_url, batch_id)
+    assert (result.passed, result.quarantined, result.success) == (19, 1, True)
+    ((reason, count),) = _quarantine(warehouse_url, batch_id).items()
+    assert "NUL characters" in reason and count == 1
+
+
 def test_rerunning_the_gate_does_not_duplicate_quarantine(warehouse_url):
     batch_id = _land(warehouse_url, _records(100, bad_every=25))
     first = run_gate(warehouse_url, batch_id)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import threading
 from datetime import UTC, datetime
 
 import orjson
 import psycopg
 import pytest
-from records import pages_of, st_task
+from records import Page, pages_of, st_task
 
-from connectors.landing import LoadInProgressError, land_extraction
+from connectors.landing import LoadInProgressError, _prefetched, land_extraction
 
 SOURCE = {"source_id": "ninh_binh_registry", "entity": "st_task", "contract": "registry-api-v1"}
 
@@ -141,3 +143,52 @@ def test_a_batch_abandoned_by_a_killed_process_is_marked_failed(warehouse_url):
         ).fetchall()
     assert states[0][0] == "failed" and states[0][1].startswith("abandoned")
     assert states[1] == ("landed", None)
+
+
+def test_a_version_beyond_bigint_is_landed_as_null_not_a_failed_batch(warehouse_url):
+    result = _land(warehouse_url, [st_task(1, version=2**64 - 1), st_task(2)])
+    assert result.records_landed == 2
+    assert _one(
+        warehouse_url, "select version from raw.landed_record where record_id = 'NB-2024-DT-0001'"
+    ) == (None,)
+
+
+def test_a_record_with_nul_characters_is_landed_repaired_and_flagged(warehouse_url):
+    sent = st_task(2, title="Đề tài\x00lỗi", **{"ghi_chú\x00": ["a\x00"]})
+    result = _land(warehouse_url, [st_task(1), sent])
+    assert result.records_landed == 2
+    title, note, issue, checksum = _one(
+        warehouse_url,
+        "select payload ->> 'title', payload -> 'ghi_chú\ufffd' ->> 0, landing_issue, checksum"
+        " from raw.landed_record where record_id = 'NB-2024-DT-0002'",
+    )
+    assert (title, note) == ("Đề tài\ufffdlỗi", "a\ufffd")
+    assert issue.startswith("NUL characters")
+    canonical = orjson.dumps(sent, option=orjson.OPT_SORT_KEYS)
+    assert bytes(checksum) == hashlib.sha256(canonical).digest()  # of the record as sent
+    assert _land(warehouse_url, [sent]).records_skipped == 1  # and so recognised when re-sent
+
+
+def test_extraction_stops_and_is_closed_when_the_load_fails_mid_way():
+    fetched: list[int] = []
+    closed = threading.Event()
+
+    def endless_pages():
+        try:
+            for n in itertools.count():
+                fetched.append(n)
+                yield Page([st_task(n)])
+        finally:
+            closed.set()
+
+    with (
+        pytest.raises(RuntimeError, match="COPY failed"),
+        _prefetched(endless_pages(), depth=1) as pages,
+    ):
+        for n, _ in enumerate(pages):
+            if n == 3:
+                raise RuntimeError("COPY failed")
+
+    assert closed.wait(5), "the extraction was left running"
+    # Four pages consumed; read-ahead is bounded: at most one queued and one being fetched.
+    assert 4 <= len(fetched) <= 4 + 2

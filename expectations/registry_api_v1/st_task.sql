@@ -7,6 +7,7 @@ select
     version,
     updated_at,
     deleted,
+    landing_issue,
     payload ->> 'title' as title,
     payload ->> 'task_level' as task_level,
     payload ->> 'task_type' as task_type,
