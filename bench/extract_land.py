@@ -223,24 +223,10 @@ def rows_in_memory(registry: RunningRegistry, page_size: int) -> list[tuple[Any,
     rows: list[tuple[Any, ...]] = []
     for index, document in enumerate(documents):
         documents[index] = None  # release as we go
-        ((record_id, version, updated_at, deleted, checksum, payload, landing_issue),) = (
-            landing.record_columns([orjson.loads(document)])
+        ((*before_payload, payload, landing_issue),) = landing.landed_rows(
+            [orjson.loads(document)], BASELINE_BATCH_ID, SOURCE_ID, ENTITY, extracted_at
         )
-        rows.append(
-            (
-                BASELINE_BATCH_ID,
-                SOURCE_ID,
-                ENTITY,
-                record_id,
-                version,
-                updated_at,
-                deleted,
-                extracted_at,
-                checksum,
-                _compact(payload),
-                landing_issue,
-            )
-        )
+        rows.append((*before_payload, _compact(payload), landing_issue))
     return rows
 
 

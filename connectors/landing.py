@@ -160,33 +160,12 @@ def _land(
             copy.set_types(COPY_TYPES)
             for page in extracted_pages:
                 pages += 1
-                for (
-                    record_id,
-                    version,
-                    updated_at,
-                    deleted,
-                    checksum,
-                    payload,
-                    landing_issue,
-                ) in record_columns(page.records):
+                for row in landed_rows(page.records, batch_id, source_id, entity, extracted_at):
                     extracted += 1
+                    _, _, _, record_id, version, updated_at, _, _, checksum, _, _ = row
                     if (record_id, version, checksum) in already_landed:
                         continue
-                    copy.write_row(
-                        (
-                            batch_id,
-                            source_id,
-                            entity,
-                            record_id,
-                            version,
-                            updated_at,
-                            deleted,
-                            extracted_at,
-                            checksum,
-                            payload,
-                            landing_issue,
-                        )
-                    )
+                    copy.write_row(row)
                     landed += 1
                     if updated_at is not None and (
                         high_watermark is None or updated_at > high_watermark
@@ -302,16 +281,19 @@ def _keys_landed_since(
     return {(r[0], r[1], bytes(r[2])) for r in rows}
 
 
-def record_columns(
+def landed_rows(
     records: list[dict[str, Any]],
-) -> Iterator[
-    tuple[str | None, int | None, datetime | None, bool | None, bytes, bytes, str | None]
-]:
-    """Landing columns of each record. Malformed keys become nulls; the gate judges them.
+    batch_id: int,
+    source_id: str,
+    entity: str,
+    extracted_at: datetime,
+) -> Iterator[tuple[Any, ...]]:
+    """One row for COPY_SQL per record, in its column order.
 
-    The checksum is always that of the record as sent. A record PostgreSQL cannot store as
-    sent (NUL characters) is stored repaired, with `landing_issue` saying how, so the gate
-    quarantines it instead of one record failing every batch of its source.
+    Malformed keys become nulls; the gate judges them. The checksum is always that of the
+    record as sent. A record PostgreSQL cannot store as sent (NUL characters) is stored
+    repaired, with `landing_issue` saying how, so the gate quarantines it instead of one record
+    failing every batch of its source.
     """
     for record in records:
         payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
@@ -321,17 +303,26 @@ def record_columns(
             record = _without_nul(record)
             payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
             landing_issue = _NUL_REPAIRED
-        if not isinstance(record, dict):
-            yield None, None, None, None, checksum, payload, landing_issue
-            continue
-        record_id = record.get("id")
-        version = record.get("version")
-        deleted = record.get("deleted")
+        record_id = version = updated_at = deleted = None
+        if isinstance(record, dict):
+            record_id = record.get("id")
+            record_id = None if record_id is None else str(record_id)
+            version = record.get("version")
+            if type(version) is not int or not _BIGINT_MIN <= version <= _BIGINT_MAX:
+                version = None
+            updated_at = _parse_timestamp(record.get("updated_at"))
+            deleted = record.get("deleted")
+            if type(deleted) is not bool:
+                deleted = None
         yield (
-            None if record_id is None else str(record_id),
-            version if type(version) is int and _BIGINT_MIN <= version <= _BIGINT_MAX else None,
-            _parse_timestamp(record.get("updated_at")),
-            deleted if type(deleted) is bool else None,
+            batch_id,
+            source_id,
+            entity,
+            record_id,
+            version,
+            updated_at,
+            deleted,
+            extracted_at,
             checksum,
             payload,
             landing_issue,
