@@ -299,10 +299,14 @@ def landed_rows(
         payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
         checksum = hashlib.sha256(payload).digest()
         landing_issue = None
-        if _ESCAPED_NUL in payload:  # orjson writes U+0000 only in this escaped form
-            record = _without_nul(record)
-            payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
-            landing_issue = _NUL_REPAIRED
+        # orjson writes U+0000 only as this escape; a literal backslash-u0000 in a string
+        # also contains it, so the repair is what tells a NUL from that text.
+        if _ESCAPED_NUL in payload:
+            repaired = _without_nul(record)
+            if repaired != record:
+                record = repaired
+                payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+                landing_issue = _NUL_REPAIRED
         record_id = version = updated_at = deleted = None
         if isinstance(record, dict):
             record_id = record.get("id")

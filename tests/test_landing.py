@@ -169,6 +169,14 @@ def test_a_record_with_nul_characters_is_landed_repaired_and_flagged(warehouse_u
     assert _land(warehouse_url, [sent]).records_skipped == 1  # and so recognised when re-sent
 
 
+def test_the_text_backslash_u0000_is_not_mistaken_for_a_nul(warehouse_url):
+    _land(warehouse_url, [st_task(1, title="mã \\u0000 trong văn bản")])
+    title, issue = _one(
+        warehouse_url, "select payload ->> 'title', landing_issue from raw.landed_record"
+    )
+    assert (title, issue) == ("mã \\u0000 trong văn bản", None)
+
+
 def test_extraction_stops_and_is_closed_when_the_load_fails_mid_way():
     fetched: list[int] = []
     closed = threading.Event()
