@@ -11,7 +11,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from local.registry.process import RunningRegistry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO_ROOT / "dags"
@@ -51,14 +55,12 @@ def registry_connection(base_url: str, client_id: str, client_secret: str) -> st
     )
 
 
-def connection_env(
-    warehouse_url: str, registries: dict[str, tuple[str, str, str]]
-) -> dict[str, str]:
+def connection_env(warehouse_url: str, registries: dict[str, RunningRegistry]) -> dict[str, str]:
     """AIRFLOW_CONN_* variables for the warehouse and each registry connection id."""
     env = {"AIRFLOW_CONN_STI_WAREHOUSE": warehouse_connection(warehouse_url)}
-    for conn_id, (base_url, client_id, client_secret) in registries.items():
+    for conn_id, registry in registries.items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = registry_connection(
-            base_url, client_id, client_secret
+            registry.base_url, registry.client_id, registry.client_secret
         )
     return env
 

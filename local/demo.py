@@ -44,10 +44,7 @@ def main() -> int:
         migrate_metadata_db(settings)
         step("registry", f"starting the stand-in Ninh Bình registry ({records} S&T tasks)")
         with run_registry(records=records) as registry:
-            connections = connection_env(
-                warehouse_url,
-                {SOURCE_ID: (registry.base_url, registry.client_id, registry.client_secret)},
-            )
+            connections = connection_env(warehouse_url, {SOURCE_ID: registry})
             step("run", f"airflow dags test {DAG_ID}")
             log_file = run_dag({**settings, **connections})
         ok = print_summary(warehouse_url, log_file, time.monotonic() - started)

@@ -36,10 +36,7 @@ def main() -> int:
     migrate_metadata_db(settings)
     try:
         with run_registry() as registry:
-            connections = connection_env(
-                warehouse_url,
-                {SOURCE_ID: (registry.base_url, registry.client_id, registry.client_secret)},
-            )
+            connections = connection_env(warehouse_url, {SOURCE_ID: registry})
             print(f"Airflow UI: http://localhost:{PORT}  (Ctrl-C stops all)")
             airflow = subprocess.Popen(
                 [str(AIRFLOW_BIN), "standalone"],

@@ -54,10 +54,7 @@ def test_the_dag_is_generated_from_the_catalogue_with_events_and_a_safety_net(sy
 
 
 def _run(dag, warehouse_url, registry, monkeypatch):
-    registries = {
-        "ninh_binh_registry": (registry.base_url, registry.client_id, registry.client_secret)
-    }
-    for name, value in connection_env(warehouse_url, registries).items():
+    for name, value in connection_env(warehouse_url, {"ninh_binh_registry": registry}).items():
         monkeypatch.setenv(name, value)
     return dag.test(logical_date=pendulum.now("UTC"))
 
