@@ -47,6 +47,7 @@ import psycopg
 from psycopg.types.json import set_json_dumps
 
 from connectors import landing
+from connectors.contract_rules import api_rules
 from connectors.jobs import REGISTRY_API_V1_PATHS
 from connectors.registry_api import MAX_PAGE_SIZE, RegistryClient
 from connectors.warehouse import ensure_schema
@@ -64,16 +65,17 @@ SOURCE_ID = "bench_registry"
 ENTITY = "st_task"
 BASELINE_BATCH_ID = 1
 
+_PAYLOAD = 9  # position of the payload in a landed row (landing.COPY_SQL)
 _BASELINE_COPY_SQL = landing.COPY_SQL.replace("raw.landed_record", "bench.plain_copy")
 _RESET_SQL = (
-    "truncate raw.landed_record, ops.quarantine, ops.source_cursor, ops.load_batch,"
+    "truncate raw.landed_record, ops.quarantine, ops.source_cursor, ops.drop_file, ops.load_batch,"
     " bench.plain_copy restart identity"
 )
 # What a landed row is, minus what differs between two loads of it (ids, batch, timestamps).
 _CONTENT_DIGEST_SQL = (
     "select count(*), coalesce(sum(hashtextextended(concat_ws('|', source_id, entity,"
     " record_id, version, updated_at, deleted, encode(checksum, 'hex'), payload::text,"
-    " landing_issue), 0)::numeric), 0) from {}"
+    " landing_issue, standardised::text, repairs::text), 0)::numeric), 0) from {}"
 )
 
 
@@ -220,13 +222,14 @@ def rows_in_memory(registry: RunningRegistry, page_size: int) -> list[tuple[Any,
             for record in page.records
         ]
     extracted_at = datetime.now(UTC)
+    rules = api_rules("registry-api-v1", ENTITY)  # the same standardisation as the job's
     rows: list[tuple[Any, ...]] = []
     for index, document in enumerate(documents):
         documents[index] = None  # release as we go
-        ((*before_payload, payload, landing_issue),) = landing.landed_rows(
-            [orjson.loads(document)], BASELINE_BATCH_ID, SOURCE_ID, ENTITY, extracted_at
+        (row,) = landing.landed_rows(
+            [orjson.loads(document)], BASELINE_BATCH_ID, SOURCE_ID, ENTITY, extracted_at, rules
         )
-        rows.append((*before_payload, _compact(payload), landing_issue))
+        rows.append((*row[:_PAYLOAD], _compact(row[_PAYLOAD]), *row[_PAYLOAD + 1 :]))
     return rows
 
 

@@ -1,31 +1,62 @@
 """The declarative source catalogue (dags/sources.yml), loaded and validated.
 
-A malformed catalogue fails as a whole with an error naming the file and line, so Airflow
-never generates half of the DAGs.
+Every source the pipeline extracts from is one entry: what it is (province, system, contract),
+what to extract (entities), how to reach it (an Airflow connection id, never a secret), when to
+run (change events, with a cron as the safety net) and who answers for it. DAGs are generated
+from the entries, so adding a province or a registry is an edit of the YAML file.
+
+A malformed catalogue fails as a whole with an error naming the file and line, so Airflow never
+generates half of the DAGs.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-SYSTEMS = {"registry"}
-CONTRACTS = {"registry-api-v1"}
-ENTITIES = {"st_task"}
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "dags" / "sources.yml"
+# Points the DAG files at another catalogue (a test's, or a deployment's own).
+PATH_ENV = "STI_SOURCE_CATALOGUE"
 
-_REQUIRED = (
-    "id",
-    "name",
-    "province_code",
-    "system",
-    "contract",
-    "connection_id",
-    "entities",
-    "schedule",
-    "owner",
+REGISTRY_ENTITIES = (
+    "st_task",
+    "result_application",
+    "ip_right",
+    "organisation",
+    "expert",
+    "technology",
+    "technology_demand",
+    "innovation_project",
+    "innovation_survey",
+    "capability_assessment",
 )
+EXCHANGE_ENTITIES = ("listing", "transaction")
+SPREADSHEET_ENTITIES = ("stat_form_04", "stat_form_06", "stat_form_08")
+
+
+@dataclass(frozen=True, slots=True)
+class System:
+    contracts: tuple[str, ...]
+    entities: tuple[str, ...]
+
+
+# What each kind of system can serve: the contract it speaks and the entities it may carry.
+SYSTEMS = {
+    "registry": System(("registry-api-v1",), REGISTRY_ENTITIES),
+    "exchange": System(("exchange-api-v1",), EXCHANGE_ENTITIES),
+    "spreadsheet_drop": System(("spreadsheet-forms-v1",), SPREADSHEET_ENTITIES),
+}
+
+_REQUIRED = ("id", "name", "system", "contract", "connection_id", "entities", "schedule", "owner")
+_OPTIONAL = ("province_code", "events", "docs")
+_EVENT_KEYS = ("subscription", "signing_secret")
+_ID = re.compile(r"[a-z][a-z0-9_]*\Z")
+_PROVINCE_CODE = re.compile(r"\d\d\Z")
 
 
 class CatalogueError(ValueError):
@@ -33,36 +64,55 @@ class CatalogueError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class EventSubscription:
+    """Where a source's change events come from and how they are authenticated."""
+
+    subscription: str  # the source's id in its change-event stream
+    signing_secret: str  # Airflow connection id holding the HMAC key the events are signed with
+
+
+@dataclass(frozen=True, slots=True)
 class Source:
     id: str
     name: str
-    province_code: str
+    province_code: str | None  # today's 2-digit code (QĐ 19/2025); None for a national system
     system: str
     contract: str
     connection_id: str
     entities: tuple[str, ...]
     schedule: str
     owner: str
+    events: EventSubscription | None = None
+    docs: str | None = None
 
 
-def load_catalogue(path: Path) -> list[Source]:
-    text = path.read_text(encoding="utf-8")
+def catalogue_path() -> Path:
+    return Path(os.environ.get(PATH_ENV) or DEFAULT_PATH)
+
+
+def load_catalogue(path: Path | None = None) -> list[Source]:
+    path = path or catalogue_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogueError(f"{path}: cannot read the source catalogue: {exc}") from exc
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
         raise CatalogueError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(root, yaml.MappingNode):
         raise CatalogueError(f"{path}:1: expected a mapping with a 'sources' list")
-    top = {key.value: value for key, value in root.value}
-    unknown = set(top) - {"sources"}
+    top = _mapping(path, root)
+    unknown = [key for key in top if key != "sources"]
     if unknown:
-        raise CatalogueError(f"{path}: unknown top-level keys {sorted(unknown)}")
-    sources_node = top.get("sources")
-    if not isinstance(sources_node, yaml.SequenceNode):
+        raise CatalogueError(
+            f"{_at(path, top[unknown[0]][0])}: unknown top-level key {unknown[0]!r}"
+        )
+    if "sources" not in top or not isinstance(top["sources"][1], yaml.SequenceNode):
         raise CatalogueError(f"{path}: 'sources' must be a list")
     sources: list[Source] = []
     seen: dict[str, int] = {}
-    for node in sources_node.value:
+    for node in top["sources"][1].value:
         source = _source(path, node)
         line = node.start_mark.line + 1
         if source.id in seen:
@@ -76,32 +126,123 @@ def load_catalogue(path: Path) -> list[Source]:
 
 
 def _source(path: Path, node: yaml.Node) -> Source:
-    line = node.start_mark.line + 1
     if not isinstance(node, yaml.MappingNode):
-        raise CatalogueError(f"{path}:{line}: each source must be a mapping")
-    fields = yaml.safe_load(yaml.serialize(node))
-    where = f"{path}:{line}"
-    unknown = set(fields) - set(_REQUIRED)
-    if unknown:
-        raise CatalogueError(f"{where}: unknown keys {sorted(unknown)}")
-    missing = [key for key in _REQUIRED if fields.get(key) in (None, "", [])]
+        raise CatalogueError(f"{_at(path, node)}: each source must be a mapping")
+    where = _at(path, node)
+    fields = _mapping(path, node)
+    for key, (key_node, _) in fields.items():
+        if key not in _REQUIRED and key not in _OPTIONAL:
+            expected = ", ".join(_REQUIRED + _OPTIONAL)
+            raise CatalogueError(
+                f"{_at(path, key_node)}: unknown key {key!r} (expected {expected})"
+            )
+    missing = [key for key in _REQUIRED if key not in fields]
     if missing:
-        raise CatalogueError(f"{where}: missing {missing}")
+        raise CatalogueError(f"{where}: source is missing {', '.join(missing)}")
+    values = {key: _scalar(path, key, *fields[key]) for key in fields if key != "events"}
+
     for key in _REQUIRED:
-        if key != "entities" and not isinstance(fields[key], str):
-            raise CatalogueError(f'{where}: {key} must be a string (quote codes like "37")')
-    _check_choice(where, "system", fields["system"], SYSTEMS)
-    _check_choice(where, "contract", fields["contract"], CONTRACTS)
-    entities = fields["entities"]
-    if not isinstance(entities, list):
-        raise CatalogueError(f"{where}: entities must be a list")
-    for entity in entities:
-        _check_choice(where, "entity", entity, ENTITIES)
-    if len(fields["schedule"].split()) != 5:
-        raise CatalogueError(f"{where}: schedule must be a 5-field cron expression")
-    return Source(**{**fields, "entities": tuple(entities)})
+        if key == "entities":
+            continue
+        if not isinstance(values[key], str) or not values[key].strip():
+            raise CatalogueError(f"{_at(path, fields[key][1])}: {key} must be a non-empty string")
+    if not _ID.match(values["id"]):
+        raise CatalogueError(
+            f"{_at(path, fields['id'][1])}: id {values['id']!r} must be lower_snake_case"
+        )
+    province = values.get("province_code")
+    if province is not None and not (isinstance(province, str) and _PROVINCE_CODE.match(province)):
+        raise CatalogueError(
+            f"{_at(path, fields['province_code'][1])}: province_code must be a quoted 2-digit"
+            ' code like "37", or null for a national system'
+        )
+    system = SYSTEMS.get(values["system"])
+    if system is None:
+        raise CatalogueError(
+            f"{_at(path, fields['system'][1])}: unknown system {values['system']!r};"
+            f" expected one of {sorted(SYSTEMS)}"
+        )
+    if values["contract"] not in system.contracts:
+        raise CatalogueError(
+            f"{_at(path, fields['contract'][1])}: a {values['system']} speaks"
+            f" {' or '.join(system.contracts)}, not {values['contract']!r}"
+        )
+    entities = _entities(path, fields["entities"][1], values["system"], system)
+    if len(values["schedule"].split()) != 5:
+        raise CatalogueError(
+            f"{_at(path, fields['schedule'][1])}: schedule must be a 5-field cron expression"
+        )
+    docs = values.get("docs")
+    if docs is not None and not isinstance(docs, str):
+        raise CatalogueError(f"{_at(path, fields['docs'][1])}: docs must be text")
+    return Source(
+        id=values["id"],
+        name=values["name"],
+        province_code=province,
+        system=values["system"],
+        contract=values["contract"],
+        connection_id=values["connection_id"],
+        entities=entities,
+        schedule=values["schedule"],
+        owner=values["owner"],
+        events=_events(path, fields["events"]) if "events" in fields else None,
+        docs=docs,
+    )
 
 
-def _check_choice(where: str, key: str, value: object, allowed: set[str]) -> None:
-    if value not in allowed:
-        raise CatalogueError(f"{where}: unknown {key} {value!r}; expected one of {sorted(allowed)}")
+def _entities(path: Path, node: yaml.Node, system_name: str, system: System) -> tuple[str, ...]:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        raise CatalogueError(f"{_at(path, node)}: entities must be a non-empty list")
+    entities = []
+    for item in node.value:
+        if item.value not in system.entities:
+            raise CatalogueError(
+                f"{_at(path, item)}: unknown entity {item.value!r} for a {system_name};"
+                f" expected one of {list(system.entities)}"
+            )
+        if item.value in entities:
+            raise CatalogueError(f"{_at(path, item)}: entity {item.value!r} listed twice")
+        entities.append(item.value)
+    return tuple(entities)
+
+
+def _events(path: Path, pair: tuple[yaml.Node, yaml.Node]) -> EventSubscription:
+    key_node, node = pair
+    if not isinstance(node, yaml.MappingNode):
+        raise CatalogueError(
+            f"{_at(path, key_node)}: events must be a mapping with {', '.join(_EVENT_KEYS)}"
+        )
+    fields = _mapping(path, node)
+    for key, (inner_key, value) in fields.items():
+        if key not in _EVENT_KEYS:
+            raise CatalogueError(
+                f"{_at(path, inner_key)}: unknown key {key!r} in events"
+                f" (expected {', '.join(_EVENT_KEYS)})"
+            )
+        if not isinstance(value, yaml.ScalarNode) or not value.value:
+            raise CatalogueError(f"{_at(path, value)}: events.{key} must be a non-empty string")
+    missing = [key for key in _EVENT_KEYS if key not in fields]
+    if missing:
+        raise CatalogueError(f"{_at(path, node)}: events is missing {', '.join(missing)}")
+    return EventSubscription(**{key: fields[key][1].value for key in _EVENT_KEYS})
+
+
+def _mapping(path: Path, node: yaml.MappingNode) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    """key → (key node, value node), refusing repeated keys (PyYAML keeps the last silently)."""
+    pairs: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for key_node, value_node in node.value:
+        if key_node.value in pairs:
+            raise CatalogueError(f"{_at(path, key_node)}: key {key_node.value!r} repeated")
+        pairs[key_node.value] = (key_node, value_node)
+    return pairs
+
+
+def _scalar(path: Path, key: str, key_node: yaml.Node, node: yaml.Node) -> Any:
+    value = yaml.safe_load(yaml.serialize(node))
+    if key != "entities" and isinstance(value, list | dict):
+        raise CatalogueError(f"{_at(path, key_node)}: {key} must be a single value")
+    return value
+
+
+def _at(path: Path, node: yaml.Node) -> str:
+    return f"{path}:{node.start_mark.line + 1}"

@@ -25,14 +25,15 @@ from typing import Any, Protocol
 
 import orjson
 import psycopg
-from psycopg.types.json import set_json_dumps
+from psycopg.types.json import Jsonb, set_json_dumps
 
 log = logging.getLogger(__name__)
 
 # The landing's COPY: public so the benchmark can load the very same rows as its baseline.
 COPY_SQL = (
     "copy raw.landed_record (batch_id, source_id, entity, record_id, version, updated_at,"
-    " deleted, extracted_at, checksum, payload, landing_issue) from stdin (format binary)"
+    " deleted, extracted_at, checksum, payload, landing_issue, standardised, repairs)"
+    " from stdin (format binary)"
 )
 COPY_TYPES = [
     "bigint",
@@ -46,6 +47,8 @@ COPY_TYPES = [
     "bytea",
     "jsonb",
     "text",
+    "jsonb",
+    "jsonb",
 ]
 _MAX_ERROR_CHARS = 2000
 _BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
@@ -62,6 +65,42 @@ class PageLike(Protocol):
 
 
 Extract = Callable[[datetime | None], Iterable[PageLike]]
+# (record_id, version, updated_at, deleted) of a record in its source's own shape; never raises.
+Envelope = Callable[[dict[str, Any]], tuple[str | None, int | None, datetime | None, bool | None]]
+
+
+class StandardisedLike(Protocol):
+    record: dict[str, Any] | None
+    repairs: list[dict[str, Any]] | None
+    issues: list[str] | None
+
+
+class Standardiser(Protocol):
+    def apply(self, record: dict[str, Any]) -> StandardisedLike: ...
+
+
+class ShapeMonitor(Protocol):
+    """Watches every record of a batch against its contract's shape (connectors.drift)."""
+
+    def observe(self, record: dict[str, Any]) -> None: ...
+
+    def finish(self) -> dict[str, Any] | None:
+        """Raise if the batch broke the contract; else what to note in the ledger, or None."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRules:
+    """How a contract's records are read at landing; the defaults fit registry API v1."""
+
+    envelope: Envelope | None = None  # None: the record's own id / version / updated_at / deleted
+    standardiser: Standardiser | None = None
+    shape: Callable[[], ShapeMonitor] | None = None  # a fresh monitor per batch
+    # Runs inside the landing transaction once the rows are written (e.g. to record files).
+    on_landed: Callable[[psycopg.Connection, int], None] | None = None
+
+
+NO_RULES = RecordRules()
 
 
 class LoadInProgressError(RuntimeError):
@@ -80,7 +119,13 @@ class LandResult:
 
 
 def land_extraction(
-    warehouse_url: str, *, source_id: str, entity: str, contract: str, extract: Extract
+    warehouse_url: str,
+    *,
+    source_id: str,
+    entity: str,
+    contract: str,
+    extract: Extract,
+    rules: RecordRules = NO_RULES,
 ) -> LandResult:
     """Run `extract(updated_since)` and land every record it yields as one load batch.
 
@@ -111,7 +156,7 @@ def land_extraction(
         ).fetchone()
         log.info("batch %s: extracting %s/%s since %s", batch_id, source_id, entity, updated_since)
         try:
-            result = _land(data, batch_id, source_id, entity, updated_since, extract)
+            result = _land(data, batch_id, source_id, entity, updated_since, extract, rules)
         except BaseException as exc:
             ledger.execute(
                 "update ops.load_batch set state = 'failed', failed_at = now(), error = %s"
@@ -145,6 +190,7 @@ def _land(
     entity: str,
     updated_since: datetime | None,
     extract: Extract,
+    rules: RecordRules,
 ) -> LandResult:
     # The payload is serialised once (canonically, for the checksum) and sent as-is.
     set_json_dumps(pass_through_json, context=conn)
@@ -152,6 +198,7 @@ def _land(
     extracted = landed = pages = 0
     high_watermark = updated_since
     extracted_at = datetime.now(UTC)
+    shape = rules.shape() if rules.shape else None
     with conn.transaction():
         with (
             _prefetched(extract(updated_since), _PREFETCH_PAGES) as extracted_pages,
@@ -160,9 +207,14 @@ def _land(
             copy.set_types(COPY_TYPES)
             for page in extracted_pages:
                 pages += 1
-                for row in landed_rows(page.records, batch_id, source_id, entity, extracted_at):
+                if shape is not None:
+                    for record in page.records:
+                        shape.observe(record)
+                for row in landed_rows(
+                    page.records, batch_id, source_id, entity, extracted_at, rules
+                ):
                     extracted += 1
-                    _, _, _, record_id, version, updated_at, _, _, checksum, _, _ = row
+                    _, _, _, record_id, version, updated_at, _, _, checksum, *_ = row
                     if (record_id, version, checksum) in already_landed:
                         continue
                     copy.write_row(row)
@@ -171,6 +223,10 @@ def _land(
                         high_watermark is None or updated_at > high_watermark
                     ):
                         high_watermark = updated_at
+        # A batch that broke its contract raises here: nothing of it is committed.
+        drift = shape.finish() if shape is not None else None
+        if rules.on_landed is not None:
+            rules.on_landed(conn, batch_id)
         if high_watermark is not None:
             conn.execute(
                 "insert into ops.source_cursor (source_id, entity, high_watermark, batch_id)"
@@ -181,9 +237,16 @@ def _land(
             )
         conn.execute(
             "update ops.load_batch set state = 'landed', landed_at = now(),"
-            " records_extracted = %s, records_landed = %s, records_skipped = %s, pages = %s"
-            " where batch_id = %s",
-            (extracted, landed, extracted - landed, pages, batch_id),
+            " records_extracted = %s, records_landed = %s, records_skipped = %s, pages = %s,"
+            " schema_drift = %s where batch_id = %s",
+            (
+                extracted,
+                landed,
+                extracted - landed,
+                pages,
+                None if drift is None else Jsonb(drift),
+                batch_id,
+            ),
         )
     return LandResult(
         batch_id=batch_id,
@@ -287,18 +350,21 @@ def landed_rows(
     source_id: str,
     entity: str,
     extracted_at: datetime,
+    rules: RecordRules = NO_RULES,
 ) -> Iterator[tuple[Any, ...]]:
     """One row for COPY_SQL per record, in its column order.
 
-    Malformed keys become nulls; the gate judges them. The checksum is always that of the
-    record as sent. A record PostgreSQL cannot store as sent (NUL characters) is stored
-    repaired, with `landing_issue` saying how, so the gate quarantines it instead of one record
-    failing every batch of its source.
+    Malformed keys become nulls; the gate judges them. The payload and its checksum are the
+    record as sent; what the standardiser repaired goes beside it (`standardised`, `repairs`),
+    and what it could not repair goes to `landing_issue`, so the gate quarantines the record
+    with that reason. A record PostgreSQL cannot store as sent (NUL characters) is stored
+    repaired, with `landing_issue` saying how, instead of one record failing every batch.
     """
+    envelope, standardiser = rules.envelope, rules.standardiser
     for record in records:
         payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
         checksum = hashlib.sha256(payload).digest()
-        landing_issue = None
+        issues: list[str] = []
         # orjson writes U+0000 only as this escape; a literal backslash-u0000 in a string
         # also contains it, so the repair is what tells a NUL from that text.
         if _ESCAPED_NUL in payload:
@@ -306,18 +372,30 @@ def landed_rows(
             if repaired != record:
                 record = repaired
                 payload = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
-                landing_issue = _NUL_REPAIRED
+                issues.append(_NUL_REPAIRED)
         record_id = version = updated_at = deleted = None
+        standardised = repairs = None
         if isinstance(record, dict):
-            record_id = record.get("id")
-            record_id = None if record_id is None else str(record_id)
-            version = record.get("version")
+            if envelope is None:
+                record_id = record.get("id")
+                record_id = None if record_id is None else str(record_id)
+                version = record.get("version")
+                updated_at = _parse_timestamp(record.get("updated_at"))
+                deleted = record.get("deleted")
+            else:
+                record_id, version, updated_at, deleted = envelope(record)
             if type(version) is not int or not _BIGINT_MIN <= version <= _BIGINT_MAX:
                 version = None
-            updated_at = _parse_timestamp(record.get("updated_at"))
-            deleted = record.get("deleted")
             if type(deleted) is not bool:
                 deleted = None
+            if standardiser is not None:
+                outcome = standardiser.apply(record)
+                if outcome.record is not None:
+                    standardised = orjson.dumps(outcome.record)
+                if outcome.repairs:
+                    repairs = orjson.dumps(outcome.repairs)
+                if outcome.issues:
+                    issues.extend(outcome.issues)
         yield (
             batch_id,
             source_id,
@@ -329,7 +407,9 @@ def landed_rows(
             extracted_at,
             checksum,
             payload,
-            landing_issue,
+            "; ".join(issues) if issues else None,
+            standardised,
+            repairs,
         )
 
 

@@ -9,48 +9,52 @@ Retries happen at two levels:
 
 - transport (urllib3, see :mod:`connectors.http`): connection errors, timeouts, 429 and 5xx,
   honouring ``Retry-After``;
-- application (here): a 2xx whose body is unusable -- truncated or invalid JSON, an HTML page
-  from a proxy, a connection cut or stalled mid-body -- is requested again with full-jitter
-  backoff. Valid JSON of the wrong shape is not retried: asking again will not change it.
+- application (:mod:`connectors.api_client`): a 2xx whose body is unusable -- truncated or
+  invalid JSON, an HTML page from a proxy, a connection cut or stalled mid-body -- is
+  requested again with full-jitter backoff. Valid JSON of the wrong shape is not retried:
+  asking again will not change it.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import orjson
 import requests
-from urllib3.exceptions import DecodeError, HTTPError, ProtocolError, ReadTimeoutError
 
-from connectors.errors import (
-    ConnectorError,
-    ContractError,
-    RepeatedCursorError,
-    SourceAuthError,
-    SourceResponseError,
-    SourceUnavailableError,
-)
-from connectors.http import RETRY_STATUSES, body_excerpt, build_session, redact, redact_url
+from connectors.api_client import JsonApiClient, Reply, shorten
+from connectors.errors import RepeatedCursorError, SourceAuthError, SourceResponseError
+from connectors.http import body_excerpt, redact, redact_url
 
 log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/oauth/token"  # noqa: S105 -- a URL path, not a password
 MAX_PAGE_SIZE = 10_000  # the contract's upper bound for `limit`
 
+# Landing entity name -> its resource path under /v1 (contracts/registry_api_v1.openapi.yaml).
+ENTITY_PATHS = {
+    "st_task": "st-tasks",
+    "result_application": "result-applications",
+    "ip_right": "ip-rights",
+    "organisation": "organisations",
+    "expert": "experts",
+    "technology": "technologies",
+    "technology_demand": "technology-demands",
+    "innovation_project": "innovation-projects",
+    "innovation_survey": "innovation-surveys",
+    "capability_assessment": "capability-assessments",
+}
+
 # Refresh a token this long before it expires: 30 s, or 10% of its lifetime if that is less.
 REFRESH_MARGIN_MAX_SECONDS = 30.0
 REFRESH_MARGIN_FRACTION = 0.10
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -78,39 +82,7 @@ class _AccessToken:
         return f"_AccessToken(refresh_at={self.refresh_at:.1f})"
 
 
-@dataclass(frozen=True, slots=True, repr=False)
-class _Reply:
-    """The parts of an HTTP response the client looks at, with the body fully read."""
-
-    status: int
-    content_type: str
-    body: bytes
-
-    def __repr__(self) -> str:
-        return f"_Reply(status={self.status}, content_type={self.content_type!r})"
-
-
-class _UnusableBody(Exception):
-    """A body that could not be used but may be fine next time (proxy page, cut connection).
-
-    ``final_error`` is what to raise once the attempts run out.
-    """
-
-    def __init__(
-        self,
-        reason: str,
-        content_type: str = "",
-        excerpt: str = "",
-        final_error: type[ConnectorError] = SourceResponseError,
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.content_type = content_type
-        self.excerpt = excerpt
-        self.final_error = final_error
-
-
-class RegistryClient:
+class RegistryClient(JsonApiClient):
     """Extracts entities from one provincial STI registry. Not thread-safe; one per task.
 
     Use as a context manager (or call :meth:`close`) so the keep-alive connection is released.
@@ -118,6 +90,8 @@ class RegistryClient:
     for tests: they drive the application-level retry waits and the token expiry check only;
     urllib3's transport retries always sleep for real.
     """
+
+    _log = log
 
     def __init__(
         self,
@@ -137,47 +111,28 @@ class RegistryClient:
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        super().__init__(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            session=session,
+            sleep=sleep,
+            secrets=(client_secret,),
+        )
         self._base_url = base_url.rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
         self._page_size = page_size
-        self._timeout = (connect_timeout, read_timeout)
-        self._max_attempts = max_attempts
-        self._backoff_base = backoff_base
-        self._backoff_max = backoff_max
-        self._sleep = sleep
         self._clock = clock
-        self._owns_session = session is None
-        self._session = session or build_session(
-            max_attempts=max_attempts, backoff_base=backoff_base, backoff_max=backoff_max
-        )
         self._token: _AccessToken | None = None
-        # Everything to scrub from error excerpts, including tokens that have since expired.
-        self._secrets: set[str] = {client_secret}
 
     def __repr__(self) -> str:
         return (
             f"RegistryClient(base_url={redact_url(self._base_url)!r}, "
             f"client_id={self._client_id!r})"
         )
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Release the connection pool (only if this client created the session)."""
-        if self._owns_session:
-            self._session.close()
 
     # ----------------------------------------------------------------------------- pages
 
@@ -209,7 +164,7 @@ class RegistryClient:
             # Check before yielding: a repeated cursor means this page may be a duplicate too.
             if cursor is not None and cursor in seen_cursors:
                 raise RepeatedCursorError(
-                    f"{what} from {redact_url(url)} returned next_cursor {_shorten(cursor)!r}, "
+                    f"{what} from {redact_url(url)} returned next_cursor {shorten(cursor)!r}, "
                     f"which was already followed earlier in this extraction; stopping instead "
                     f"of looping"
                 )
@@ -234,7 +189,7 @@ class RegistryClient:
             raise SourceResponseError(self._describe_bad_body(what, url, problem, reply))
         return envelope
 
-    def _get_with_token(self, url: str, params: dict[str, str | int], what: str) -> _Reply:
+    def _get_with_token(self, url: str, params: dict[str, str | int], what: str) -> Reply:
         """GET with the bearer token; on a 401, refresh the token once and repeat the GET."""
         reply = self._send("GET", url, params=params, headers=self._auth_headers())
         if reply.status != 401:
@@ -304,7 +259,7 @@ class RegistryClient:
             log.info("got an access token without a usable expires_in; refreshing on 401 only")
         return _AccessToken(value, refresh_at)
 
-    def _oauth_error(self, reply: _Reply) -> str:
+    def _oauth_error(self, reply: Reply) -> str:
         """'error: error_description' from an RFC 6749 §5.2 body, scrubbed of secrets."""
         try:
             body = orjson.loads(reply.body)
@@ -316,132 +271,6 @@ class RegistryClient:
             return redact(text, self._secrets)[:300]
         return body_excerpt(reply.body, self._secrets)
 
-    # ----------------------------------------------------------------------------- transport
-
-    def _send(self, method: str, url: str, **kwargs: Any) -> _Reply:
-        """One request through the retrying session, with the body read in full."""
-        try:
-            # stream=True, then a single read of the body: requests' .content would assemble
-            # it from 10 KiB chunks, which costs as much time as parsing the JSON.
-            response = self._session.request(
-                method, url, timeout=self._timeout, stream=True, **kwargs
-            )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise SourceUnavailableError(
-                f"{method} {redact_url(url)} failed after up to {self._max_attempts} attempts: "
-                f"{type(exc).__name__}: {_shorten(str(exc), 300)}"
-            ) from exc
-        content_type = response.headers.get("Content-Type", "")
-        with response:  # returns the connection to the pool even if the read fails
-            try:
-                body = response.raw.read(decode_content=True)
-            except ReadTimeoutError:
-                raise _UnusableBody(
-                    "timed out while reading the body",
-                    content_type,
-                    final_error=SourceUnavailableError,
-                ) from None
-            except (ProtocolError, DecodeError) as exc:
-                raise _UnusableBody(
-                    f"the body was cut short or undecodable ({type(exc).__name__})", content_type
-                ) from None
-            except HTTPError as exc:  # e.g. a TLS failure mid-body
-                raise SourceUnavailableError(
-                    f"{method} {redact_url(url)} failed while reading the body: "
-                    f"{type(exc).__name__}: {_shorten(str(exc), 300)}"
-                ) from exc
-        return _Reply(response.status_code, content_type, body)
-
-    def _with_body_retries(self, fetch: Callable[[], T], *, url: str, what: str) -> T:
-        """Call ``fetch`` until it returns a usable body, at most ``max_attempts`` times."""
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                return fetch()
-            except _UnusableBody as unusable:
-                if attempt == self._max_attempts:
-                    raise unusable.final_error(
-                        f"{what} from {redact_url(url)} is unusable: {unusable.reason} "
-                        f"(after {attempt} attempts); content type "
-                        f"{unusable.content_type or '(none)'!r}; body starts {unusable.excerpt!r}"
-                    ) from None
-                # Full jitter: anywhere between 0 and the exponential cap.
-                cap = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
-                delay = random.uniform(0, cap)  # noqa: S311 -- jitter, not cryptography
-                log.warning(
-                    "%s from %s unusable (%s); retrying in %.2f s (attempt %d of %d)",
-                    what,
-                    redact_url(url),
-                    unusable.reason,
-                    delay,
-                    attempt + 1,
-                    self._max_attempts,
-                )
-                self._sleep(delay)
-        raise AssertionError("unreachable: the loop returns or raises")
-
-    # ----------------------------------------------------------------------------- bodies
-
-    def _parse_json(self, reply: _Reply) -> Any:
-        """The parsed body; an HTML page or broken JSON raises _UnusableBody (worth a retry)."""
-        if not reply.content_type.lower().startswith("application/json"):
-            raise _UnusableBody(
-                "the content type is not application/json",
-                reply.content_type,
-                body_excerpt(reply.body, self._secrets),
-            )
-        try:
-            return orjson.loads(reply.body)
-        except orjson.JSONDecodeError as exc:
-            raise _UnusableBody(
-                f"invalid JSON in a {len(reply.body)}-byte body ({exc})",
-                reply.content_type,
-                body_excerpt(reply.body, self._secrets),
-            ) from None
-
-    def _error_for_status(self, reply: _Reply, what: str, url: str) -> ConnectorError:
-        """Map a final non-2xx status (transport retries already spent) to our errors."""
-        summary = self._problem_summary(reply)
-        where = f"{what} from {redact_url(url)}"
-        if reply.status in RETRY_STATUSES or reply.status >= 500:
-            return SourceUnavailableError(
-                f"{where}: HTTP {reply.status} after up to {self._max_attempts} attempts: {summary}"
-            )
-        if reply.status in (401, 403):
-            return SourceAuthError(f"{where}: HTTP {reply.status}: {summary}")
-        title, detail = self._problem_fields(reply)
-        return ContractError(
-            f"{where} was rejected with HTTP {reply.status}: {summary}", reply.status, title, detail
-        )
-
-    def _problem_fields(self, reply: _Reply) -> tuple[str | None, str | None]:
-        """(title, detail) of an RFC 9457 problem-details body, scrubbed; Nones if absent."""
-        if "json" not in reply.content_type.lower():
-            return None, None
-        try:
-            body = orjson.loads(reply.body)
-        except orjson.JSONDecodeError:
-            return None, None
-        if not isinstance(body, dict):
-            return None, None
-        title, detail = body.get("title"), body.get("detail")
-        return (
-            redact(title, self._secrets)[:200] if isinstance(title, str) else None,
-            redact(detail, self._secrets)[:500] if isinstance(detail, str) else None,
-        )
-
-    def _problem_summary(self, reply: _Reply) -> str:
-        title, detail = self._problem_fields(reply)
-        if title or detail:
-            return ": ".join(part for part in (title, detail) if part)
-        return body_excerpt(reply.body, self._secrets) or "(empty body)"
-
-    def _describe_bad_body(self, what: str, url: str, problem: str, reply: _Reply) -> str:
-        return (
-            f"{what} from {redact_url(url)} is unusable: {problem}; content type "
-            f"{reply.content_type or '(none)'!r}; "
-            f"body starts {body_excerpt(reply.body, self._secrets)!r}"
-        )
-
 
 def _envelope_problem(envelope: Any) -> str | None:
     """What is wrong with the shape of a page body, or None. Records are not inspected."""
@@ -451,7 +280,7 @@ def _envelope_problem(envelope: Any) -> str | None:
         return "the envelope has no 'data' list"
     cursor = envelope.get("next_cursor")
     if cursor is not None and (not isinstance(cursor, str) or not cursor):
-        return f"next_cursor must be a non-empty string or null, got {_shorten(repr(cursor))}"
+        return f"next_cursor must be a non-empty string or null, got {shorten(repr(cursor))}"
     if cursor is None and envelope.get("has_more") is True:
         # Stopping here would silently drop the rest of the records.
         return "has_more is true but next_cursor is null"
@@ -467,7 +296,3 @@ def format_rfc3339(moment: datetime) -> str:
     if moment.microsecond:
         text += f".{moment.microsecond:06d}"
     return text + "Z"
-
-
-def _shorten(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

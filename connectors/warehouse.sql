@@ -15,11 +15,24 @@ create table if not exists raw.landed_record (
     deleted       boolean,
     extracted_at  timestamptz not null,
     checksum      bytea       not null,  -- sha256 of the canonical (key-sorted) JSON payload
-    payload       jsonb       not null,
-    landing_issue text                  -- how the payload was altered to be storable, else null
+    payload       jsonb       not null,  -- the record exactly as the source sent it
+    landing_issue text,                 -- what landing could not store or repair (quarantined)
+    standardised  jsonb,                -- the record with repaired, typed values; null: unchanged
+    repairs       jsonb                 -- one entry per repaired field: field, repair, from, to
 );
--- Warehouses created before landing_issue existed.
+-- Warehouses created before these columns existed.
 alter table raw.landed_record add column if not exists landing_issue text;
+alter table raw.landed_record add column if not exists standardised jsonb;
+alter table raw.landed_record add column if not exists repairs jsonb;
+
+-- What the gate and the warehouse read: the standardised record where landing repaired one.
+create or replace view raw.landed as
+select
+    landed_id, batch_id, source_id, entity, record_id, version, updated_at, deleted,
+    extracted_at, checksum, landing_issue, repairs,
+    coalesce(standardised, payload) as record,
+    payload
+from raw.landed_record;
 create index if not exists landed_record_batch_idx on raw.landed_record (batch_id);
 create index if not exists landed_record_key_idx
     on raw.landed_record (source_id, entity, record_id, version);
@@ -44,8 +57,10 @@ create table if not exists ops.load_batch (
     records_passed    bigint,
     records_quarantined bigint,
     pages             integer     not null default 0,
+    schema_drift      jsonb,                -- fields the source added beyond its contract
     error             text
 );
+alter table ops.load_batch add column if not exists schema_drift jsonb;
 create index if not exists load_batch_source_idx on ops.load_batch (source_id, entity, batch_id);
 
 -- Incremental cursor per source entity; advanced in the same transaction that lands a batch.
@@ -56,6 +71,24 @@ create table if not exists ops.source_cursor (
     batch_id       bigint      not null references ops.load_batch (batch_id),
     updated_at     timestamptz not null default now(),
     primary key (source_id, entity)
+);
+
+-- Spreadsheet files landed from drop locations, by content: a file dropped twice (under any
+-- name) is landed once. A rejected file is recorded with its error and not read again until
+-- its content changes.
+create table if not exists ops.drop_file (
+    source_id   text        not null,
+    sha256      bytea       not null,
+    file_name   text        not null,
+    entity      text,
+    size_bytes  bigint      not null,
+    modified_at timestamptz not null,
+    state       text        not null check (state in ('landed', 'rejected')),
+    batch_id    bigint references ops.load_batch (batch_id),
+    rows_landed bigint,
+    error       text,
+    recorded_at timestamptz not null default now(),
+    primary key (source_id, sha256)
 );
 
 -- Rows that failed a row-level expectation. Never deleted; resolution is recorded instead.

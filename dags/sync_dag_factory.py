@@ -1,4 +1,10 @@
-"""Builds one sync DAG per catalogue source and entity: extract → land → gate → publish → dbt.
+"""Builds the DAGs from the source catalogue.
+
+- One sync DAG per source and entity: extract → land → gate → publish. Runs on the source's
+  change events (asset `sti://<source>/<entity>`) with its cron as the safety net; publishing
+  updates the asset `sti://published/<entity>`.
+- One warehouse DAG: the dbt project (Cosmos, one task per model with its tests), run when any
+  entity was published, and nightly.
 
 Tasks stay thin: each calls one plain-Python step (connectors/, expectations/) with the
 settings of its Airflow connections.
@@ -11,7 +17,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import pendulum
-from airflow.sdk import DAG, Asset, BaseHook, task
+from airflow.sdk import DAG, Asset, AssetAny, BaseHook, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 from cosmos import (
@@ -32,9 +38,23 @@ WAREHOUSE_CONN_ID = "sti_warehouse"
 TIMEZONE = "Asia/Ho_Chi_Minh"
 
 
+WAREHOUSE_DAG_ID = "warehouse__dbt_build"
+WAREHOUSE_SCHEDULE = "30 2 * * *"  # nightly safety net; publishes trigger it in between
+SYSTEM_DOCS = {
+    "registry": "Extracts incrementally (updated_since + cursor pages) from the registry API.",
+    "exchange": "Extracts incrementally (modified window + numbered pages) from the exchange API.",
+    "spreadsheet_drop": "Lands each new spreadsheet file of the drop location once (by content).",
+}
+
+
 def change_event_asset(source: Source, entity: str) -> Asset:
     """The asset a source's change events are posted to (POST /api/v2/assets/events)."""
     return Asset(name=f"{source.id}.{entity}.changes", uri=f"sti://{source.id}/{entity}")
+
+
+def published_asset(entity: str) -> Asset:
+    """Updated whenever a validated batch of `entity` is published to the warehouse."""
+    return Asset(name=f"published.{entity}", uri=f"sti://published/{entity}")
 
 
 class _PostgresProfileMapping(PostgresUserPasswordProfileMapping):
@@ -62,16 +82,26 @@ def warehouse_url() -> str:
 
 
 def build_sync_dag(source: Source, entity: str) -> DAG:
+    events = (
+        f"Change events: subscription `{source.events.subscription}`, signed with the key in"
+        f" connection `{source.events.signing_secret}`, posted to asset"
+        f" `{change_event_asset(source, entity).uri}`."
+        if source.events
+        else f"Asset `{change_event_asset(source, entity).uri}` triggers a run when updated."
+    )
+    province = f"province {source.province_code}" if source.province_code else "national"
     dag = DAG(
         dag_id=f"{source.id}__{entity}",
-        description=f"{source.name}: {entity} → raw → gate → warehouse",
+        description=f"{source.name}: {entity} → raw → gate → published",
         doc_md=(
-            f"**{source.name}** ({source.contract}), entity `{entity}`.\n\n"
-            f"Runs on change events posted to asset `{change_event_asset(source, entity).uri}`, "
-            f"and on the safety-net schedule `{source.schedule}` ({TIMEZONE}). "
-            "Extracts incrementally, lands one batch in `raw.landed_record`, validates it with "
-            "its GX suite (failing rows go to `ops.quarantine`), publishes it, then builds "
-            "the dbt models."
+            f"**{source.name}** ({source.system}, {province}), contract `{source.contract}`,"
+            f" entity `{entity}`, connection `{source.connection_id}`.\n\n"
+            f"{SYSTEM_DOCS[source.system]} {events} Safety-net schedule `{source.schedule}`"
+            f" ({TIMEZONE}).\n\n"
+            "Lands one batch in `raw.landed_record` (original payload, Vietnamese repairs in"
+            " `standardised`/`repairs`), validates it with its GX suite (failing rows go to"
+            " `ops.quarantine` with the reason), then publishes it, which triggers"
+            f" `{WAREHOUSE_DAG_ID}`." + (f"\n\n{source.docs}" if source.docs else "")
         ),
         schedule=AssetOrTimeSchedule(
             timetable=CronTriggerTimetable(source.schedule, timezone=TIMEZONE),
@@ -80,48 +110,91 @@ def build_sync_dag(source: Source, entity: str) -> DAG:
         start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
         catchup=False,
         max_active_runs=1,
-        tags=[source.system, source.contract, f"province:{source.province_code}", entity],
+        tags=[
+            source.system,
+            source.contract,
+            f"province:{source.province_code or 'national'}",
+            entity,
+        ],
         default_args={"owner": source.owner, "retries": 2, "retry_delay": 60},
     )
     with dag:
 
         @task
         def extract_and_land() -> dict[str, Any]:
-            from connectors.jobs import extract_and_land_registry
+            from connectors.jobs import SourceConnection
+            from connectors.jobs import extract_and_land as run
 
-            registry = BaseHook.get_connection(source.connection_id)
-            result = extract_and_land_registry(
-                warehouse_url(),
-                source_id=source.id,
-                entity=entity,
-                base_url=registry.host,
-                client_id=registry.login,
-                client_secret=registry.password,
+            conn = BaseHook.get_connection(source.connection_id)
+            connection = SourceConnection(
+                host=conn.host or "",
+                login=conn.login,
+                password=conn.password,
+                extra=conn.extra_dejson,
             )
+            landing = run(warehouse_url(), source, entity, connection)
             return {
-                "batch_id": result.batch_id,
-                "records_extracted": result.records_extracted,
-                "records_landed": result.records_landed,
+                "batch_ids": [batch.batch_id for batch in landing.batches],
+                "records_landed": sum(batch.records_landed for batch in landing.batches),
+                "rejected": landing.rejected,
             }
 
         @task(retries=0)
         def gate(landed: dict[str, Any]) -> dict[str, Any]:
-            from expectations.gate import run_gate
+            from expectations.gate import GateFailedError, run_gate
 
-            result = run_gate(warehouse_url(), landed["batch_id"])
-            return {
-                "batch_id": result.batch_id,
-                "passed": result.passed,
-                "quarantined": result.quarantined,
-            }
+            validated, blocked = [], []
+            for batch_id in landed["batch_ids"]:  # each batch on its own: one blocked stays out
+                try:
+                    run_gate(warehouse_url(), batch_id)
+                    validated.append(batch_id)
+                except GateFailedError as error:
+                    blocked.append(str(error))
+            if blocked and not validated:
+                raise GateFailedError("; ".join(blocked))
+            return {**landed, "validated": validated, "blocked": blocked}
 
-        @task
-        def publish(validated: dict[str, Any]) -> None:
+        @task(outlets=[published_asset(entity)])
+        def publish(gated: dict[str, Any]) -> dict[str, Any]:
             from expectations.gate import publish_batch
 
-            publish_batch(warehouse_url(), validated["batch_id"])
+            for batch_id in gated["validated"]:
+                publish_batch(warehouse_url(), batch_id)
+            return gated
 
-        dbt = DbtTaskGroup(
+        @task(retries=0)
+        def nothing_left_out(published: dict[str, Any]) -> None:
+            """Fails the run, after what passed was published, if a batch or file was left out."""
+            problems = published["blocked"] + published["rejected"]
+            if problems:
+                raise RuntimeError("not published: " + "; ".join(problems))
+
+        nothing_left_out(publish(gate(extract_and_land())))
+    return dag
+
+
+def build_warehouse_dag(entities: list[str]) -> DAG:
+    """dbt over the published batches, whenever any entity is published (and nightly)."""
+    dag = DAG(
+        dag_id=WAREHOUSE_DAG_ID,
+        description="dbt: published landing batches → staging → intermediate → marts",
+        doc_md=(
+            "Builds the dbt project (`dbt_project/`) with Cosmos: one task per model or seed,"
+            " running it with its tests. Triggered when any sync DAG publishes a batch (assets"
+            f" `sti://published/<entity>`), and nightly at `{WAREHOUSE_SCHEDULE}` ({TIMEZONE})."
+        ),
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(WAREHOUSE_SCHEDULE, timezone=TIMEZONE),
+            assets=AssetAny(*(published_asset(entity) for entity in entities)),
+        ),
+        start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+        catchup=False,
+        max_active_runs=1,
+        tags=["warehouse", "dbt"],
+        default_args={"owner": "sti-data-engineering", "retries": 1, "retry_delay": 60},
+    )
+    with dag:
+        DbtTaskGroup(
             group_id="dbt",
             project_config=ProjectConfig(
                 dbt_project_path=DBT_PROJECT,
@@ -146,6 +219,4 @@ def build_sync_dag(source: Source, entity: str) -> DAG:
             ),
             operator_args={"install_deps": False, "emit_datasets": False},
         )
-
-        publish(gate(extract_and_land())) >> dbt
     return dag

@@ -1,7 +1,9 @@
 """The quality gate: validate one landed batch with its GX suite, in the database.
 
-Each suite (`<contract>/<entity>.json`) comes with a typed projection (`<entity>.sql`) of
-`raw.landed_record`. The gate exposes the batch through a temporary view of that projection,
+Every batch is checked by the landing suite (`landing.json`: the envelope and what landing could
+not repair) plus its entity's suite (`<contract>/<entity>.json`) when there is one. An entity
+suite comes with a typed projection (`<entity>.sql`) of `raw.landed` that also carries the
+landing columns. The gate exposes the batch through a temporary view of that projection,
 runs Great Expectations 1.x on it with SQL pushdown, and copies the rows that fail row-level
 expectations into `ops.quarantine` with GX's own unexpected-rows query, so no row travels to
 Python. The batch is marked `validated` only when every expectation succeeds within its
@@ -65,8 +67,31 @@ class GateResult:
         return [o for o in self.outcomes if not o.success]
 
 
+LANDING_SUITE = SUITES_DIR / "landing.json"
+
+
 def suite_path(contract: str, entity: str) -> Path:
     return SUITES_DIR / contract.replace("-", "_") / f"{entity}.json"
+
+
+def load_suite(contract: str, entity: str) -> tuple[dict[str, Any], str]:
+    """The suite a batch of `entity` is validated with, and the SQL of its projection."""
+    landing = json.loads(LANDING_SUITE.read_text(encoding="utf-8"))
+    entity_file = suite_path(contract, entity)
+    if not entity_file.exists():
+        projection = LANDING_SUITE.with_name(landing["meta"]["projection"])
+        suite = {**landing, "name": f"{contract}.{entity}"}
+        return suite, projection.read_text(encoding="utf-8")
+    own = json.loads(entity_file.read_text(encoding="utf-8"))
+    suite = {**own, "expectations": landing["expectations"] + own["expectations"]}
+    names = [_expectation_name(e) for e in suite["expectations"]]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"{entity_file}: two expectations of the same type on the same column"
+            " (the landing checks of landing.json apply to every entity already)"
+        )
+    projection = entity_file.with_name(own["meta"]["projection"])
+    return suite, projection.read_text(encoding="utf-8")
 
 
 def run_gate(warehouse_url: str, batch_id: int) -> GateResult:
@@ -80,12 +105,7 @@ def run_gate(warehouse_url: str, batch_id: int) -> GateResult:
         entity, contract, state = batch
         if state not in ("landed", "validated"):
             raise ValueError(f"batch {batch_id} is {state}; only landed batches can be validated")
-        suite_file = suite_path(contract, entity)
-        suite = json.loads(suite_file.read_text(encoding="utf-8"))
-        names = [_expectation_name(e) for e in suite["expectations"]]
-        if len(set(names)) != len(names):
-            raise ValueError(f"{suite_file}: two expectations of the same type on the same column")
-        projection = (suite_file.parent / suite["meta"]["projection"]).read_text(encoding="utf-8")
+        suite, projection = load_suite(contract, entity)
 
         view = sql.Identifier("ops", f"gate_batch_{batch_id}")
         conn.execute(
@@ -185,7 +205,7 @@ def _record_outcome(
             outcomes.append(ExpectationOutcome(name, bool(result.success), unexpected, reason))
             query = result.result.get("unexpected_index_query")
             if unexpected and query:
-                _quarantine(conn, batch_id, name, reason, meta.get("reason_vi"), query)
+                _quarantine(conn, batch_id, name, meta, query)
         (quarantined,) = conn.execute(
             "select count(distinct landed_id) from ops.quarantine where batch_id = %s", (batch_id,)
         ).fetchone()
@@ -211,10 +231,15 @@ def _quarantine(
     conn: psycopg.Connection,
     batch_id: int,
     expectation: str,
-    reason: str,
-    reason_vi: str | None,
+    meta: dict[str, Any],
     unexpected_rows_query: str,
 ) -> None:
+    reason = sql.Literal(meta.get("reason", expectation))
+    reason_vi = sql.Literal(meta.get("reason_vi"))
+    if "reason_column" in meta:  # the row says what is wrong with it, e.g. landing_issue
+        detail = sql.SQL("r.") + sql.Identifier(meta["reason_column"])
+        reason = sql.SQL("{} || ': ' || {}").format(reason, detail)
+        reason_vi = sql.SQL("{} || ': ' || {}").format(reason_vi, detail)
     # GX's query selects the failing rows of the batch view; it is SQL GX compiled from our own
     # suite, so it is embedded as-is.
     conn.execute(
@@ -229,8 +254,8 @@ def _quarantine(
             " on conflict (landed_id, expectation) do nothing"
         ).format(
             expectation=sql.Literal(expectation),
-            reason=sql.Literal(reason),
-            reason_vi=sql.Literal(reason_vi),
+            reason=reason,
+            reason_vi=reason_vi,
             batch_id=sql.Literal(batch_id),
             query=sql.SQL(unexpected_rows_query.strip().rstrip(";")),
         )

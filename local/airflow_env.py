@@ -10,8 +10,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 if TYPE_CHECKING:
@@ -49,19 +50,28 @@ def warehouse_connection(warehouse_url: str) -> str:
     )
 
 
-def registry_connection(base_url: str, client_id: str, client_secret: str) -> str:
-    return json.dumps(
-        {"conn_type": "http", "host": base_url, "login": client_id, "password": client_secret}
-    )
+def api_connection(base_url: str, login: str, password: str) -> dict[str, Any]:
+    return {"conn_type": "http", "host": base_url, "login": login, "password": password}
 
 
-def connection_env(warehouse_url: str, registries: dict[str, RunningRegistry]) -> dict[str, str]:
-    """AIRFLOW_CONN_* variables for the warehouse and each registry connection id."""
+def drop_connection(folder: Path) -> dict[str, Any]:
+    return {"conn_type": "fs", "extra": {"location": folder.resolve().as_uri()}}
+
+
+def connection_env(
+    warehouse_url: str, connections: Mapping[str, RunningRegistry | dict[str, Any]]
+) -> dict[str, str]:
+    """AIRFLOW_CONN_* variables for the warehouse and each source connection id.
+
+    A connection is given as Airflow's JSON form (a dict), or as a running stand-in registry.
+    """
     env = {"AIRFLOW_CONN_STI_WAREHOUSE": warehouse_connection(warehouse_url)}
-    for conn_id, registry in registries.items():
-        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = registry_connection(
-            registry.base_url, registry.client_id, registry.client_secret
-        )
+    for conn_id, connection in connections.items():
+        if not isinstance(connection, dict):
+            connection = api_connection(
+                connection.base_url, connection.client_id, connection.client_secret
+            )
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(connection)
     return env
 
 

@@ -1,12 +1,14 @@
-"""The main job on the embedded default: local warehouse + stand-in registry + Airflow.
+"""The main job on the embedded default: local warehouse + stand-in sources + Airflow.
 
-Starts the project's PostgreSQL (unless WAREHOUSE_URL is set) and the stand-in Ninh Bình
-registry, migrates Airflow's metadata DB, runs the sync DAG through Airflow
-(`airflow dags test`), prints what happened, and stops what it started.
+Starts the project's PostgreSQL (unless WAREHOUSE_URL is set) and the stand-ins of every source
+in the catalogue (three provincial registries, three technology exchanges, statistical report
+drops), migrates Airflow's metadata DB, runs every sync DAG and then the warehouse DAG through
+Airflow (`dag.test()`, local.run_dags), prints per-source counts, and stops what it started.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,38 +18,40 @@ from pathlib import Path
 import pendulum
 import psycopg
 
+from connectors.catalogue import load_catalogue
 from connectors.warehouse import ensure_schema
-from local.airflow_env import AIRFLOW_BIN, airflow_settings, connection_env, migrate_metadata_db
+from dags.sync_dag_factory import WAREHOUSE_DAG_ID
+from local.airflow_env import airflow_settings, connection_env, migrate_metadata_db
 from local.dbt import build_manifest
-from local.registry.process import run_registry
+from local.standins import run_standins
 from local.warehouse import LOCAL_STATE, local_server, resolve_warehouse_url
 
-SOURCE_ID = "ninh_binh_registry"
-ENTITY = "st_task"
-DAG_ID = f"{SOURCE_ID}__{ENTITY}"
 AIRFLOW_HOME = LOCAL_STATE / "airflow"
 LOG_DIR = LOCAL_STATE / "logs"
+DROPS_ROOT = LOCAL_STATE / "drops"
 
 
 def main() -> int:
     started = time.monotonic()
-    records = int(os.environ.get("DEMO_RECORDS", "1000"))
     embedded = not os.environ.get("WAREHOUSE_URL")
     step("warehouse", "embedded PostgreSQL under .local/postgres" if embedded else "WAREHOUSE_URL")
     warehouse_url = resolve_warehouse_url()
+    sources = load_catalogue()
+    dag_ids = [f"{s.id}__{entity}" for s in sources for entity in s.entities]
     try:
         ensure_schema(warehouse_url)
-        step("dbt", "parsing the project (manifest for the DAG's dbt tasks)")
+        step("dbt", "parsing the project (manifest for the warehouse DAG's dbt tasks)")
         build_manifest()
         settings = airflow_settings(AIRFLOW_HOME)
         step("airflow", f"migrating the metadata DB in {AIRFLOW_HOME.relative_to(Path.cwd())}")
         migrate_metadata_db(settings)
-        step("registry", f"starting the stand-in Ninh Bình registry ({records} S&T tasks)")
-        with run_registry(records=records) as registry:
-            connections = connection_env(warehouse_url, {SOURCE_ID: registry})
-            step("run", f"airflow dags test {DAG_ID}")
-            log_file = run_dag({**settings, **connections})
-        ok = print_summary(warehouse_url, log_file, time.monotonic() - started)
+        kinds = sorted({s.system for s in sources})
+        step("sources", f"starting stand-ins of {len(sources)} sources ({', '.join(kinds)})")
+        with run_standins(sources, DROPS_ROOT) as connections:
+            env = {**settings, **connection_env(warehouse_url, connections)}
+            step("run", f"{len(dag_ids)} sync DAGs, then {WAREHOUSE_DAG_ID} (dag.test)")
+            reports, log_file = run_dags([*dag_ids, WAREHOUSE_DAG_ID], env)
+        ok = print_summary(warehouse_url, reports, log_file, time.monotonic() - started)
     finally:
         if embedded:
             local_server().stop()
@@ -58,36 +62,72 @@ def step(name: str, message: str) -> None:
     print(f"[{name:>9}] {message}", flush=True)
 
 
-def run_dag(env: dict[str, str]) -> Path:
+def run_dags(dag_ids: list[str], env: dict[str, str]) -> tuple[list[dict], Path]:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log_file = LOG_DIR / f"{DAG_ID}-{pendulum.now('UTC').format('YYYYMMDDTHHmmss')}.log"
+    stamp = pendulum.now("UTC").format("YYYYMMDDTHHmmss")
+    log_file = LOG_DIR / f"demo-{stamp}.log"
+    report_file = LOG_DIR / f"demo-{stamp}.jsonl"
     with log_file.open("w") as log:
         subprocess.run(
-            [str(AIRFLOW_BIN), "dags", "test", DAG_ID],
+            [sys.executable, "-m", "local.run_dags", str(report_file), *dag_ids],
             env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
-            check=False,  # the ledger below tells what happened; the log has the details
+            check=False,  # the reports and the ledger tell what happened; the log has details
         )
-    return log_file
+    if not report_file.exists():
+        return [], log_file
+    lines = report_file.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines], log_file
 
 
-def print_summary(warehouse_url: str, log_file: Path, seconds: float) -> bool:
+_PER_SOURCE_SQL = """
+with latest as (
+    select *, row_number() over (partition by source_id, entity order by batch_id desc) as n
+    from ops.load_batch
+)
+select
+    source_id,
+    count(distinct entity) as entities,
+    sum(records_extracted) as extracted,
+    sum(records_landed) as landed,
+    sum(records_passed) as passed,
+    sum(records_quarantined) as quarantined,
+    count(*) filter (where state = 'published') as published,
+    count(*) filter (where state = 'failed') as failed,
+    count(*) filter (where n = 1 and state = 'failed') as failing_now
+from latest
+group by source_id
+order by source_id
+"""
+
+_REPAIRS_SQL = """
+select repair ->> 'repair' as kind, count(*)
+from raw.landed_record, jsonb_array_elements(repairs) as repair
+where repairs is not null
+group by 1
+order by 2 desc
+"""
+
+# Quoted values are folded so that reasons group by kind ("… fails the MST check digit").
+_TOP_REASONS_SQL = """
+select left(regexp_replace(reason, $$'[^']*'$$, '…', 'g'), 120) as reason, count(*)
+from ops.quarantine where resolved_at is null
+group by 1 order by 2 desc limit 10
+"""
+
+
+def print_summary(warehouse_url: str, reports: list[dict], log_file: Path, seconds: float) -> bool:
     with psycopg.connect(warehouse_url) as conn:
-        batch = conn.execute(
-            "select batch_id, state, records_extracted, records_landed, records_skipped,"
-            " records_passed, records_quarantined, error from ops.load_batch"
-            " where source_id = %s and entity = %s order by batch_id desc limit 1",
-            (SOURCE_ID, ENTITY),
-        ).fetchone()
-        if batch is None:
-            print(f"\nThe DAG did not start a load batch. See the log: {log_file}")
-            return False
-        batch_id, state, extracted, landed, skipped, passed, quarantined, error = batch
-        reasons = conn.execute(
-            "select reason, count(*) from ops.quarantine where batch_id = %s"
-            " group by reason order by count(*) desc",
-            (batch_id,),
+        per_source = conn.execute(_PER_SOURCE_SQL).fetchall()
+        repairs = conn.execute(_REPAIRS_SQL).fetchall()
+        reasons = conn.execute(_TOP_REASONS_SQL).fetchall()
+        rejected = conn.execute(
+            "select file_name, error from ops.drop_file where state = 'rejected'"
+        ).fetchall()
+        drift = conn.execute(
+            "select source_id, entity, schema_drift from ops.load_batch"
+            " where schema_drift is not null order by batch_id"
         ).fetchall()
         marts = {}
         for table in ("marts.fct_st_task", "marts.dim_research_field"):
@@ -95,32 +135,55 @@ def print_summary(warehouse_url: str, log_file: Path, seconds: float) -> bool:
             marts[table] = (
                 conn.execute(f"select count(*) from {table}").fetchone()[0] if exists else None
             )
-        (open_quarantine,) = conn.execute(
-            "select count(*) from ops.quarantine where resolved_at is null"
-        ).fetchone()
 
-    print(f"\nNinh Bình registry → warehouse, batch {batch_id}: {state}")
-    print(f"  records extracted     {extracted:>8}")
-    print(f"  landed (new)          {landed:>8}   ({skipped} already landed, skipped)")
-    print(f"  passed the gate       {passed if passed is not None else '-':>8}")
-    print(f"  quarantined           {quarantined if quarantined is not None else '-':>8}")
-    for reason, count in reasons:
-        print(f"      {count:>5}  {reason}")
+    print("\nPer source (all batches so far):")
+    header = ("source", "ent.", "extracted", "landed", "passed", "quarant.", "published", "failed")
+    print("  {:<24}{:>5}{:>11}{:>9}{:>9}{:>10}{:>10}{:>8}".format(*header))
+    for (
+        source_id,
+        entities,
+        extracted,
+        landed,
+        passed,
+        quarantined,
+        published,
+        failed,
+        _,
+    ) in per_source:
+        print(
+            f"  {source_id:<24}{entities:>5}{extracted:>11}{landed:>9}{passed or 0:>9}"
+            f"{quarantined or 0:>10}{published:>10}{failed:>8}"
+        )
+    if repairs:
+        print(
+            "Repaired at landing (original kept in the payload): "
+            + ", ".join(f"{kind} {count}" for kind, count in repairs)
+        )
+    if reasons:
+        print("Top reasons in open quarantine:")
+        for reason, count in reasons:
+            print(f"  {count:>6}  {reason}")
+    for file_name, error in rejected:
+        print(f"Rejected file {file_name}: {error}")
+    for source_id, entity, notes in drift:
+        added = ", ".join(notes.get("added", {}))
+        print(f"Schema drift noted: {source_id}/{entity} added {added}")
     for table, count in marts.items():
-        print(f"  rows in {table:<22}{count if count is not None else 'not built':>6}")
-    print(f"  open quarantine (all batches) {open_quarantine}")
-    print(f"  time taken            {seconds:>7.1f} s")
-    if error:
-        print(f"  error: {error}")
-    print(f"\nAirflow log of this run: {log_file}")
+        print(f"Rows in {table}: {count if count is not None else 'not built'}")
+
+    failed_runs = [r for r in reports if r["state"] != "success"]
+    print(f"\nDAG runs: {len(reports) - len(failed_runs)} succeeded, {len(failed_runs)} failed")
+    for report in failed_runs:
+        print(
+            f"  {report['dag_id']}: {report['state']} (tasks {', '.join(report['failed_tasks'])})"
+        )
+    print(f"Time taken: {seconds:.0f} s. Airflow log of the runs: {log_file}")
     print("Next:")
-    print("  make airflow-ui      Airflow UI on http://localhost:8080 with this DAG and its runs")
+    print("  make airflow-ui      Airflow UI on http://localhost:8080 with these DAGs and runs")
     print("  make psql            SQL shell on the warehouse; try:")
-    print("      select task_code, title, field_code, budget_total_million_vnd, status")
-    print("        from marts.fct_st_task order by task_code limit 10;")
-    print("      select reason, count(*) from ops.quarantine where resolved_at is null group by 1;")
-    return state == "published"
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    print("      select source_id, entity, state, records_landed, records_quarantined")
+    print("        from ops.load_batch order by batch_id desc limit 20;")
+    print("      select source_id, entity, reason, count(*) from ops.quarantine")
+    print("        where resolved_at is null group by 1, 2, 3 order by 4 desc;")
+    expected = len(reports) > 0 and not failed_runs
+    return expected and all(row[8] == 0 for row in per_source)

@@ -1,4 +1,4 @@
-"""Airflow's UI on the local stack: warehouse, stand-in registry and `airflow standalone`.
+"""Airflow's UI on the local stack: warehouse, stand-in sources and `airflow standalone`.
 
 Runs in the foreground until Ctrl-C, then stops everything it started. Uses the same
 AIRFLOW_HOME as the demo, so the demo's runs are there to look at.
@@ -10,9 +10,10 @@ import os
 import signal
 import subprocess
 
+from connectors.catalogue import load_catalogue
 from local.airflow_env import AIRFLOW_BIN, airflow_settings, connection_env, migrate_metadata_db
-from local.demo import AIRFLOW_HOME, SOURCE_ID
-from local.registry.process import run_registry
+from local.demo import AIRFLOW_HOME, DROPS_ROOT
+from local.standins import run_standins
 from local.warehouse import local_server, resolve_warehouse_url
 
 PORT = os.environ.get("AIRFLOW_UI_PORT", "8080")
@@ -35,8 +36,8 @@ def main() -> int:
     }
     migrate_metadata_db(settings)
     try:
-        with run_registry() as registry:
-            connections = connection_env(warehouse_url, {SOURCE_ID: registry})
+        with run_standins(load_catalogue(), DROPS_ROOT) as standins:
+            connections = connection_env(warehouse_url, standins)
             print(f"Airflow UI: http://localhost:{PORT}  (Ctrl-C stops all)")
             airflow = subprocess.Popen(
                 [str(AIRFLOW_BIN), "standalone"],

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.catalogue import CatalogueError, load_catalogue
+from connectors.catalogue import SYSTEMS, CatalogueError, load_catalogue
 
 SHIPPED = Path(__file__).resolve().parents[1] / "dags" / "sources.yml"
 
@@ -18,9 +18,21 @@ sources:
     system: registry
     contract: registry-api-v1
     connection_id: ninh_binh_registry
-    entities: [st_task]
+    entities: [st_task, ip_right]
     schedule: "0 */6 * * *"
     owner: so-khcn-ninh-binh
+    events:
+      subscription: ninh-binh-registry
+      signing_secret: ninh_binh_registry_events
+  - id: national_exchange
+    name: National technology exchange
+    province_code: null
+    system: exchange
+    contract: exchange-api-v1
+    connection_id: national_exchange
+    entities: [listing, transaction]
+    schedule: "20 * * * *"
+    owner: techmart
 """
 
 
@@ -30,36 +42,67 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_the_shipped_catalogue_loads():
-    [source] = load_catalogue(SHIPPED)
-    assert (source.id, source.province_code, source.entities) == (
-        "ninh_binh_registry",
-        "37",
-        ("st_task",),
-    )
+def test_the_shipped_catalogue_covers_three_provinces_every_system_and_entity():
+    sources = load_catalogue(SHIPPED)
+    assert {s.province_code for s in sources} == {"37", "38", "40", None}
+    for system, kind in SYSTEMS.items():
+        mine = [s for s in sources if s.system == system]
+        assert mine, system
+        assert all(s.entities == kind.entities for s in mine), system
+    registries = [s for s in sources if s.system == "registry"]
+    assert {s.province_code for s in registries} == {"37", "38", "40"}
+    assert all(s.events is not None for s in sources if s.system != "spreadsheet_drop")
+
+
+def test_a_good_catalogue_loads_with_its_event_subscription(tmp_path):
+    registry, exchange = load_catalogue(_write(tmp_path, GOOD))
+    assert registry.entities == ("st_task", "ip_right")
+    assert registry.events.subscription == "ninh-binh-registry"
+    assert registry.events.signing_secret == "ninh_binh_registry_events"
+    assert (exchange.province_code, exchange.events) == (None, None)
 
 
 def test_a_duplicate_id_names_both_lines(tmp_path):
-    second = GOOD.split("sources:\n", 1)[1]
-    path = _write(tmp_path, GOOD + second)
-    with pytest.raises(CatalogueError, match=r"sources.yml:11: duplicate source id .* line 2"):
+    first = GOOD.split("  - id: national_exchange", 1)[0]
+    second = first.split("sources:\n", 1)[1]
+    path = _write(tmp_path, first + second)
+    with pytest.raises(CatalogueError, match=r"sources.yml:14: duplicate source id .* line 2"):
         load_catalogue(path)
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("    owner: so-khcn-ninh-binh\n", ""), r":2: missing \['owner'\]"),
-        (("    owner:", "    ownr: x\n    owner:"), r":2: unknown keys \['ownr'\]"),
-        (('province_code: "37"', "province_code: 37"), r":2: province_code must be a string"),
-        (("system: registry", "system: ftp"), r":2: unknown system 'ftp'"),
-        (("[st_task]", "[st_task, rocket]"), r":2: unknown entity 'rocket'"),
-        (('"0 */6 * * *"', '"hourly"'), r":2: schedule must be a 5-field cron"),
-        (("sources:", "source:"), r"unknown top-level keys \['source'\]"),
+        (("    owner: so-khcn-ninh-binh\n", ""), r":2: source is missing owner"),
+        (("    owner: so", "    ownr: x\n    owner: so"), r":10: unknown key 'ownr'"),
+        (('province_code: "37"', "province_code: 37"), r":4: province_code must be a quoted"),
+        (("system: registry", "system: ftp"), r":5: unknown system 'ftp'"),
+        (("contract: registry-api-v1", "contract: exchange-api-v1"), r":6: a registry speaks"),
+        (("[st_task, ip_right]", "[st_task, rocket]"), r":8: unknown entity 'rocket'"),
+        (("[st_task, ip_right]", "[st_task, listing]"), r":8: unknown entity 'listing' for a reg"),
+        (("[st_task, ip_right]", "[st_task, st_task]"), r":8: entity 'st_task' listed twice"),
+        (('"0 */6 * * *"', '"hourly"'), r":9: schedule must be a 5-field cron"),
+        (("      signing_secret: ninh_binh_registry_events\n", ""), r":12: events is missing"),
+        (
+            ("      subscription:", "      topic: x\n      subscription:"),
+            r":12: unknown key 'topic'",
+        ),
+        (("id: ninh_binh_registry", "id: Ninh-Binh"), r":2: id 'Ninh-Binh' must be lower_snake"),
+        (
+            ("    owner: so-khcn", "    name: again\n    owner: so-khcn"),
+            r":10: key 'name' repeated",
+        ),
+        (("sources:", "source:"), r":1: unknown top-level key 'source'"),
     ],
 )
 def test_a_malformed_entry_fails_with_file_and_line(tmp_path, change, message):
-    path = _write(tmp_path, GOOD.replace(*change))
+    assert change[0] in GOOD
+    path = _write(tmp_path, GOOD.replace(*change, 1))
     with pytest.raises(CatalogueError, match=message) as error:
         load_catalogue(path)
     assert str(path) in str(error.value)
+
+
+def test_a_missing_catalogue_is_a_clear_error(tmp_path):
+    with pytest.raises(CatalogueError, match="cannot read the source catalogue"):
+        load_catalogue(tmp_path / "nope.yml")

@@ -1,5 +1,5 @@
-"""The sync DAG run through Airflow itself (dag.test() on a migrated metadata DB) against the
-stand-in registry and a real PostgreSQL, with real GX and real dbt."""
+"""The sync DAG and the warehouse DAG run through Airflow itself (dag.test() on a migrated
+metadata DB) against the stand-in registry and a real PostgreSQL, with real GX and real dbt."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from local.registry.process import run_registry
 pytestmark = pytest.mark.e2e
 
 DAG_ID = "ninh_binh_registry__st_task"
+WAREHOUSE_DAG_ID = "warehouse__dbt_build"
 REASON_OF_BAD_KIND = {
     "missing_id": "the record has no id",
     "unknown_field_code": "field_code is not a research field of QĐ 12/2008",
@@ -23,15 +24,27 @@ REASON_OF_BAD_KIND = {
 
 
 @pytest.fixture(scope="module")
-def sync_dag(airflow_home, dbt_manifest):
+def dag_bag(airflow_home, dbt_manifest):
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     assert bag.import_errors == {}
-    return bag.dags[DAG_ID]
+    return bag
 
 
-def test_the_dag_is_generated_from_the_catalogue_with_events_and_a_safety_net(sync_dag):
+@pytest.fixture(scope="module")
+def sync_dag(dag_bag):
+    return dag_bag.dags[DAG_ID]
+
+
+@pytest.fixture(scope="module")
+def warehouse_dag(dag_bag):
+    return dag_bag.dags[WAREHOUSE_DAG_ID]
+
+
+def test_the_dag_is_generated_from_the_catalogue_with_events_and_a_safety_net(
+    sync_dag, warehouse_dag
+):
     from airflow.timetables.assets import AssetOrTimeSchedule
 
     timetable = sync_dag.timetable
@@ -44,19 +57,26 @@ def test_the_dag_is_generated_from_the_catalogue_with_events_and_a_safety_net(sy
     assert "Ninh Bình provincial STI registry" in sync_dag.doc_md
     assert sync_dag.get_task("gate").upstream_task_ids == {"extract_and_land"}
     assert sync_dag.get_task("publish").upstream_task_ids == {"gate"}
-    dbt_roots = [
-        t
-        for t in sync_dag.tasks
-        if t.task_id.startswith("dbt.")
-        and not any(u.startswith("dbt.") for u in t.upstream_task_ids)
-    ]
-    assert dbt_roots and all(t.upstream_task_ids == {"publish"} for t in dbt_roots)
+    assert [a.uri for a in sync_dag.get_task("publish").outlets] == ["sti://published/st_task"]
+    # Any publish triggers the warehouse build; a nightly cron is its safety net.
+    assert isinstance(warehouse_dag.timetable, AssetOrTimeSchedule)
+    condition = str(warehouse_dag.timetable.asset_condition)
+    assert "sti://published/st_task" in condition and "sti://published/listing" in condition
+    assert "dbt.fct_st_task_model_build" in warehouse_dag.task_ids
 
 
 def _run(dag, warehouse_url, registry, monkeypatch):
     for name, value in connection_env(warehouse_url, {"ninh_binh_registry": registry}).items():
         monkeypatch.setenv(name, value)
     return dag.test(logical_date=pendulum.now("UTC"))
+
+
+def _sync_and_build(sync_dag, warehouse_dag, warehouse_url, registry, monkeypatch):
+    run = _run(sync_dag, warehouse_url, registry, monkeypatch)
+    assert run.state == "success", _task_states(run)
+    build = _run(warehouse_dag, warehouse_url, registry, monkeypatch)
+    assert build.state == "success", _task_states(build)
+    return run
 
 
 def _query(url, sql, *params):
@@ -69,16 +89,15 @@ def _task_states(dag_run) -> dict[str, str]:
 
 
 def test_sync_lands_gates_and_builds_the_marts_then_reruns_idempotently(
-    sync_dag, warehouse_url, monkeypatch
+    sync_dag, warehouse_dag, warehouse_url, monkeypatch
 ):
     with run_registry(records=300, bad_share=0.05, seed=7) as registry:
         stats = requests.get(f"{registry.base_url}/_standin/stats", timeout=10).json()
         bad = sum(stats["bad"].values())
         assert bad > 0
 
-        first = _run(sync_dag, warehouse_url, registry, monkeypatch)
-        assert first.state == "success", _task_states(first)
-        assert {"extract_and_land", "gate", "publish", "dbt.fct_st_task_model_build"} <= set(
+        first = _sync_and_build(sync_dag, warehouse_dag, warehouse_url, registry, monkeypatch)
+        assert {"extract_and_land", "gate", "publish", "nothing_left_out"} == set(
             _task_states(first)
         )
         [(state, extracted, landed, passed, quarantined)] = _query(
@@ -105,8 +124,7 @@ def test_sync_lands_gates_and_builds_the_marts_then_reruns_idempotently(
         ) == [(0,)]
 
         # No change at the source: the rerun lands nothing and the marts stay as they were.
-        second = _run(sync_dag, warehouse_url, registry, monkeypatch)
-        assert second.state == "success", _task_states(second)
+        _sync_and_build(sync_dag, warehouse_dag, warehouse_url, registry, monkeypatch)
         assert _query(
             warehouse_url,
             "select state, records_landed from ops.load_batch order by batch_id desc limit 1",
@@ -118,8 +136,7 @@ def test_sync_lands_gates_and_builds_the_marts_then_reruns_idempotently(
         changes = requests.post(
             f"{registry.base_url}/_standin/changes", json={"update": 4, "delete": 2}, timeout=10
         ).json()
-        third = _run(sync_dag, warehouse_url, registry, monkeypatch)
-        assert third.state == "success", _task_states(third)
+        _sync_and_build(sync_dag, warehouse_dag, warehouse_url, registry, monkeypatch)
         assert _query(
             warehouse_url,
             "select records_landed from ops.load_batch order by batch_id desc limit 1",
@@ -147,6 +164,7 @@ def test_a_failed_gate_fails_the_run_and_publishes_nothing(sync_dag, warehouse_u
     assert states["extract_and_land"] == "success"
     assert states["gate"] == "failed"
     assert states["publish"] == "upstream_failed"
+    assert states["nothing_left_out"] == "upstream_failed"
     assert _query(warehouse_url, "select state from ops.load_batch") == [("failed",)]
     assert _query(
         warehouse_url, "select count(*) from information_schema.tables where table_schema = 'marts'"

@@ -8,16 +8,16 @@ select
     updated_at,
     deleted,
     landing_issue,
-    payload ->> 'title' as title,
-    payload ->> 'task_level' as task_level,
-    payload ->> 'task_type' as task_type,
-    payload ->> 'field_code' as field_code,
-    payload ->> 'host_organisation_name' as host_organisation_name,
-    payload ->> 'status' as status,
-    case when jsonb_typeof(payload -> 'budget_state_million_vnd') = 'number'
-        then (payload ->> 'budget_state_million_vnd')::numeric end as budget_state_million_vnd,
-    case when jsonb_typeof(payload -> 'budget_other_million_vnd') = 'number'
-        then (payload ->> 'budget_other_million_vnd')::numeric end as budget_other_million_vnd,
-    ops.try_date(payload ->> 'start_date') as start_date,
-    ops.try_date(payload ->> 'end_date') as end_date
-from raw.landed_record
+    record ->> 'title' as title,
+    record ->> 'task_level' as task_level,
+    record ->> 'task_type' as task_type,
+    record ->> 'field_code' as field_code,
+    record ->> 'host_organisation_name' as host_organisation_name,
+    record ->> 'status' as status,
+    case when jsonb_typeof(record -> 'budget_state_million_vnd') = 'number'
+        then (record ->> 'budget_state_million_vnd')::numeric end as budget_state_million_vnd,
+    case when jsonb_typeof(record -> 'budget_other_million_vnd') = 'number'
+        then (record ->> 'budget_other_million_vnd')::numeric end as budget_other_million_vnd,
+    ops.try_date(record ->> 'start_date') as start_date,
+    ops.try_date(record ->> 'end_date') as end_date
+from raw.landed

@@ -1,7 +1,12 @@
 """Serve the stand-in registry: ``python -m local.registry --port 8081 [options]``.
 
-The client secret is read from the environment variable STANDIN_REGISTRY_CLIENT_SECRET (never a
-command-line argument, which other local users could read from the process list).
+Single-registry mode (the default): Ninh Bình at the root, with ``--records`` S&T tasks.
+Profile mode (``--profile demo|national``): the profile's registries (or ``--registries a,b``),
+each under ``/r/<registry_id>`` with client id ``<client-id>-<registry_id>``.
+
+Client secrets are read from the environment, never from the command line (other local users
+could read it from the process list): STANDIN_REGISTRY_CLIENT_SECRET, and in profile mode
+STANDIN_REGISTRY_CLIENT_SECRET_<REGISTRY_ID> per registry (falling back to the first).
 """
 
 from __future__ import annotations
@@ -12,21 +17,30 @@ import os
 
 import uvicorn
 
-from local.registry import SECRET_ENV
-from local.registry.app import RegistrySettings, create_app
+from local.registry import SECRET_ENV, registry_secret_env
+from local.registry.app import RegistrySettings, create_app, create_multi_app
+from local.registry.profiles import load_profiles
 
 log = logging.getLogger("local.registry")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m local.registry", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m local.registry",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--records", type=int, default=500, help="number of S&T tasks")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=None, help="default 42, or the profile's")
     parser.add_argument("--bad-share", type=float, default=0.05, help="share of bad records")
     parser.add_argument("--token-ttl", type=int, default=3600, help="token lifetime, seconds")
     parser.add_argument("--client-id", default="sti-pipeline-local")
+    parser.add_argument("--profile", help="serve a profile of local/registry/profiles.yml")
+    parser.add_argument(
+        "--registries", help="comma-separated registry ids (default: the profile's)"
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     args = parser.parse_args(argv)
     if args.records < 0:
@@ -35,25 +49,68 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--bad-share must be within 0..1")
     if args.token_ttl < 1:
         parser.error("--token-ttl must be >= 1")
-    if not os.environ.get(SECRET_ENV):
+    if args.registries and not args.profile:
+        parser.error("--registries needs --profile")
+    if args.profile:
+        profiles = load_profiles()
+        try:
+            profile = profiles.profile(args.profile)
+            ids = args.registries.split(",") if args.registries else list(profile.registries)
+            for registry_id in ids:
+                profiles.registry(registry_id)
+        except ValueError as error:
+            parser.error(str(error))
+        args.registry_ids = ids
+        missing = [
+            i for i in ids if not os.environ.get(registry_secret_env(i), os.environ.get(SECRET_ENV))
+        ]
+        if missing:
+            parser.error(
+                f"set the client secret of {', '.join(missing)} in the environment "
+                f"({registry_secret_env(missing[0])} or {SECRET_ENV})"
+            )
+    elif not os.environ.get(SECRET_ENV):
         parser.error(f"set the client secret in the environment variable {SECRET_ENV}")
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    settings = RegistrySettings(
-        records=args.records,
-        seed=args.seed,
-        bad_share=args.bad_share,
-        token_ttl=args.token_ttl,
-        client_id=args.client_id,
-        client_secret=os.environ[SECRET_ENV],
-    )
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
-    # Never log the secret or tokens; the settings' repr leaves the secret out.
-    log.info("stand-in registry on http://%s:%d with %r", args.host, args.port, settings)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    if args.profile:
+        registries = {
+            registry_id: RegistrySettings(
+                seed=args.seed,
+                token_ttl=args.token_ttl,
+                client_id=f"{args.client_id}-{registry_id}",
+                client_secret=os.environ.get(registry_secret_env(registry_id))
+                or os.environ[SECRET_ENV],
+                profile=args.profile,
+                registry_id=registry_id,
+            )
+            for registry_id in args.registry_ids
+        }
+        # Never log the secrets or tokens; the settings' repr leaves the secret out.
+        log.info(
+            "stand-in registries %s (profile %s) on http://%s:%d/r/<id>",
+            ", ".join(registries),
+            args.profile,
+            args.host,
+            args.port,
+        )
+        app = create_multi_app(registries)
+    else:
+        settings = RegistrySettings(
+            records=args.records,
+            seed=42 if args.seed is None else args.seed,
+            bad_share=args.bad_share,
+            token_ttl=args.token_ttl,
+            client_id=args.client_id,
+            client_secret=os.environ[SECRET_ENV],
+        )
+        log.info("stand-in registry on http://%s:%d with %r", args.host, args.port, settings)
+        app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 
 if __name__ == "__main__":

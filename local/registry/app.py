@@ -1,20 +1,26 @@
 """HTTP layer of the stand-in provincial STI registry (API v1, see connectors/contracts/).
 
+One process serves one registry at the root (the single-registry mode, ``create_app``) or
+several, each under ``/r/<registry_id>`` with its own credentials, data, tokens and faults
+(``create_multi_app``). Paths below are relative to a registry's base.
+
 Contract endpoints (documented in ``registry_api_v1.openapi.yaml``):
 
 - ``POST /oauth/token`` — OAuth2 client credentials (form body or HTTP Basic); errors in the
   RFC 6749 §5.2 JSON shape, as the contract says.
-- ``GET /v1/{entity}`` — keyset-paginated records (``updated_since``, ``cursor``, ``limit``).
-- ``GET /healthz``.
+- ``GET /v1/{entity}`` — keyset-paginated records (``updated_since``, ``cursor``, ``limit``) of
+  every entity of :data:`~local.registry.entities.ENTITY_PATHS` (``st-tasks``, ``ip-rights``, …).
+- ``GET /healthz`` (also at the server root).
 
 Stand-in-only endpoints (not part of the contract; no auth, answered to loopback clients only):
 
-- ``POST /_standin/changes`` with ``{"update": n, "delete": m}`` — bumps the version and
-  ``updated_at`` of ``n`` good, never-changed records and marks ``m`` others deleted; they move
-  to the end of the ordering. Answers ``{"updated": [ids], "deleted": [ids]}`` (409 when not
-  enough unchanged good records remain).
-- ``GET /_standin/stats`` — ``{"records": N, "bad": {kind: count}, "changes": c}`` for the
-  current state, i.e. what a full extraction returns.
+- ``POST /_standin/changes`` with ``{"update": n, "delete": m, "entity": "ip_right"}`` (entity
+  by landing name or path, default ``st_task``) — bumps the version and ``updated_at`` of ``n``
+  clean, never-changed records and marks ``m`` others deleted; they move to the end of the
+  ordering. Answers ``{"updated": [ids], "deleted": [ids]}`` (409 when not enough remain).
+- ``GET /_standin/stats`` — what a full extraction returns now: ``{"records", "bad",
+  "changes"}`` of the S&T tasks (as ever) and ``"entities": {entity: {"records", "bad",
+  "dirt": {kind: count}, "changes"}}`` for every entity.
 - ``POST /_standin/faults`` with ``{"status": 503, "count": 2, "retry_after": 1}`` — the next
   ``count`` ``GET /v1/...`` requests answer ``status`` (429 or 503) with ``Retry-After``.
 
@@ -34,7 +40,7 @@ import re
 import secrets
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
@@ -44,11 +50,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
-from local.registry.data import TaskGenerator, TaskRegistry, bad_share_ppm
+from local.registry.data import bad_share_ppm
+from local.registry.entities import ENTITY_OF_PATH, ENTITY_PATHS
+from local.registry.profiles import load_profiles
+from local.registry.registries import RegistryData
 
-ENTITIES = ("st-tasks",)
+ENTITIES = tuple(ENTITY_PATHS.values())
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"'  # noqa: S105 (a header, not a secret)
@@ -57,12 +66,33 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 @dataclass(frozen=True)
 class RegistrySettings:
+    """One registry. Without a profile: the single-registry mode (``records`` S&T tasks with
+    ``seed`` and ``bad_share``, the other entities at the demo sizes). With a profile: registry
+    ``registry_id`` of that profile (``records`` and ``bad_share`` come from the profile; ``seed``
+    overrides the profile's when given)."""
+
     records: int = 500
-    seed: int = 42
+    seed: int | None = 42
     bad_share: float = 0.05
     token_ttl: int = 3600  # seconds
     client_id: str = "sti-pipeline-local"
     client_secret: str = field(default="", repr=False)
+    profile: str | None = None
+    registry_id: str = "ninh_binh"
+
+    def data(self) -> RegistryData:
+        if self.profile is None:
+            seed = 42 if self.seed is None else self.seed
+            return RegistryData.single(self.records, seed, self.bad_share)
+        profile = load_profiles().profile(self.profile)
+        if self.seed is not None:
+            profile = replace(profile, seed=self.seed)
+        return RegistryData.for_profile(profile, self.registry_id)
+
+    def cursor_material(self) -> str:
+        if self.profile is None:
+            return f"{self.seed}:{self.records}:{bad_share_ppm(self.bad_share)}"
+        return f"{self.profile}:{self.registry_id}:{self.seed}"
 
 
 # --- Responses ------------------------------------------------------------------------------
@@ -116,14 +146,17 @@ class Cursor:
 
 
 class CursorCodec:
+    """Cursors of one registry; the MAC covers the entity, so a cursor of one entity (or of
+    another registry) is refused elsewhere."""
+
     def __init__(self, settings: RegistrySettings) -> None:
-        material = f"{settings.seed}:{settings.records}:{bad_share_ppm(settings.bad_share)}"
+        material = settings.cursor_material()
         self._key = hashlib.blake2b(material.encode(), person=b"standin-cursor").digest()
 
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_SIZE]
+    def _mac(self, entity: str, payload: bytes) -> bytes:
+        return hmac.new(self._key, entity.encode() + payload, hashlib.sha256).digest()[:_MAC_SIZE]
 
-    def encode(self, cursor: Cursor) -> str:
+    def encode(self, cursor: Cursor, entity: str) -> str:
         since = cursor.updated_since
         payload = _CURSOR_LAYOUT.pack(
             _CURSOR_VERSION,
@@ -132,9 +165,9 @@ class CursorCodec:
             since is not None,
             0 if since is None else since,
         )
-        return base64.urlsafe_b64encode(payload + self._mac(payload)).rstrip(b"=").decode()
+        return base64.urlsafe_b64encode(payload + self._mac(entity, payload)).rstrip(b"=").decode()
 
-    def decode(self, text: str) -> Cursor:
+    def decode(self, text: str, entity: str) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         except (binascii.Error, ValueError):
@@ -142,7 +175,7 @@ class CursorCodec:
         if len(raw) != _CURSOR_LAYOUT.size + _MAC_SIZE:
             raise BadRequest("cursor has the wrong length")
         payload, mac = raw[: _CURSOR_LAYOUT.size], raw[_CURSOR_LAYOUT.size :]
-        if not hmac.compare_digest(mac, self._mac(payload)):
+        if not hmac.compare_digest(mac, self._mac(entity, payload)):
             raise BadRequest("cursor was not issued by this registry or was altered")
         version, after_seq, after_updated_at, has_since, since = _CURSOR_LAYOUT.unpack(payload)
         if version != _CURSOR_VERSION or after_seq < 0:
@@ -194,10 +227,10 @@ class RegistryService:
     """State of one running stand-in: data, issued tokens, pending faults."""
 
     def __init__(self, settings: RegistrySettings) -> None:
+        if not settings.client_secret:
+            raise ValueError("a client secret is required")
         self.settings = settings
-        self.registry = TaskRegistry(
-            TaskGenerator(settings.records, settings.seed, settings.bad_share)
-        )
+        self.data = settings.data()
         self.cursors = CursorCodec(settings)
         self._tokens: dict[str, float] = {}  # access token -> expiry (monotonic seconds)
         self._fault: tuple[int, int, int] | None = None  # (status, remaining, retry_after)
@@ -250,30 +283,32 @@ class RegistryService:
         if not self._token_is_valid(request.headers.get("authorization", "")):
             detail = "a valid, unexpired bearer token is required"
             return problem(401, detail, request, {"WWW-Authenticate": INVALID_TOKEN_CHALLENGE})
-        entity = request.path_params["entity"]
-        if entity not in ENTITIES:
-            return problem(404, f"unknown entity {entity!r}; known: {', '.join(ENTITIES)}", request)
+        path = request.path_params["entity"]
+        entity = ENTITY_OF_PATH.get(path)
+        if entity is None:
+            return problem(404, f"unknown entity {path!r}; known: {', '.join(ENTITIES)}", request)
         try:
-            return self._page_response(request)
+            return self._page_response(request, entity)
         except BadRequest as error:
             return problem(400, str(error), request)
 
-    def _page_response(self, request: Request) -> Response:
+    def _page_response(self, request: Request, entity: str) -> Response:
         query = request.query_params
         limit = parse_limit(query.get("limit"))
         since_text = query.get("updated_since")
         since = None if since_text is None else parse_updated_since(since_text)
         after_seq = None
         if "cursor" in query:
-            cursor = self.cursors.decode(query["cursor"])
+            cursor = self.cursors.decode(query["cursor"], entity)
             if since_text is not None and since != cursor.updated_since:
                 raise BadRequest("updated_since disagrees with the filter carried by the cursor")
             since, after_seq = cursor.updated_since, cursor.after_seq
 
-        page = self.registry.page(after_seq, since, limit)
+        page = self.data.store(entity).page(after_seq, since, limit)
         next_cursor = None
         if page.has_more:
-            next_cursor = self.cursors.encode(Cursor(page.last_seq, page.last_updated_at, since))
+            cursor = Cursor(page.last_seq, page.last_updated_at, since)
+            next_cursor = self.cursors.encode(cursor, entity)
         body = {"data": page.records, "next_cursor": next_cursor, "has_more": page.has_more}
         return json_response(body)
 
@@ -306,10 +341,18 @@ class RegistryService:
         if isinstance(body, Response):
             return body
         update, delete = body.get("update", 0), body.get("delete", 0)
-        if not _is_count(update) or not _is_count(delete) or set(body) - {"update", "delete"}:
-            return problem(400, 'body must be {"update": n, "delete": m}, n, m >= 0', request)
+        name = body.get("entity", "st_task")
+        entity = ENTITY_OF_PATH.get(name, name) if isinstance(name, str) else None
+        if (
+            not _is_count(update)
+            or not _is_count(delete)
+            or set(body) - {"update", "delete", "entity"}
+            or entity not in ENTITY_PATHS
+        ):
+            detail = 'body must be {"update": n, "delete": m, "entity": e}, n, m >= 0'
+            return problem(400, detail, request)
         try:
-            updated, deleted = self.registry.apply_changes(update, delete)
+            updated, deleted = self.data.store(entity).apply_changes(update, delete)
         except ValueError as error:
             return problem(409, str(error), request)
         return json_response({"updated": updated, "deleted": deleted})
@@ -317,7 +360,7 @@ class RegistryService:
     async def get_stats(self, request: Request) -> Response:
         if not _is_loopback(request):
             return problem(403, "stand-in endpoints answer loopback clients only", request)
-        return json_response(self.registry.stats())
+        return json_response(self.data.stats())
 
     async def post_faults(self, request: Request) -> Response:
         body = await _admin_json(request)
@@ -331,13 +374,29 @@ class RegistryService:
         self._fault = (status, count, retry_after) if count > 0 else None
         return json_response({"status": status, "count": count, "retry_after": retry_after})
 
-    async def http_error(self, request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return problem(exc.status_code, exc.detail, request, exc.headers)
+    def routes(self) -> list[Route]:
+        return [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/oauth/token", self.issue_token, methods=["POST"]),
+            Route("/v1/{entity}", self.list_records, methods=["GET"]),
+            Route("/_standin/changes", self.post_changes, methods=["POST"]),
+            Route("/_standin/stats", self.get_stats, methods=["GET"]),
+            Route("/_standin/faults", self.post_faults, methods=["POST"]),
+        ]
 
-    async def internal_error(self, request: Request, exc: Exception) -> Response:
-        # Starlette logs the traceback; the client gets no internals.
-        return problem(500, "the stand-in registry failed; see its log", request)
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return problem(exc.status_code, exc.detail, request, exc.headers)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    # Starlette logs the traceback; the client gets no internals.
+    return problem(500, "the stand-in registry failed; see its log", request)
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
 
 
 def _basic_credentials(authorization: str) -> tuple[str, str] | None:
@@ -376,18 +435,17 @@ async def _admin_json(request: Request) -> dict[str, Any] | Response:
     return body
 
 
+_HANDLERS = {HTTPException: http_error, Exception: internal_error}
+
+
 def create_app(settings: RegistrySettings) -> Starlette:
-    """The stand-in registry as an ASGI app."""
-    if not settings.client_secret:
-        raise ValueError("a client secret is required")
-    service = RegistryService(settings)
-    routes = [
-        Route("/healthz", service.healthz, methods=["GET"]),
-        Route("/oauth/token", service.issue_token, methods=["POST"]),
-        Route("/v1/{entity}", service.list_records, methods=["GET"]),
-        Route("/_standin/changes", service.post_changes, methods=["POST"]),
-        Route("/_standin/stats", service.get_stats, methods=["GET"]),
-        Route("/_standin/faults", service.post_faults, methods=["POST"]),
-    ]
-    handlers = {HTTPException: service.http_error, Exception: service.internal_error}
-    return Starlette(routes=routes, exception_handlers=handlers)
+    """One stand-in registry at the root, as an ASGI app."""
+    return Starlette(routes=RegistryService(settings).routes(), exception_handlers=_HANDLERS)
+
+
+def create_multi_app(registries: dict[str, RegistrySettings]) -> Starlette:
+    """Several registries, each under ``/r/<registry_id>``, plus ``/healthz`` at the root."""
+    routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET"])]
+    for registry_id, settings in registries.items():
+        routes.append(Mount(f"/r/{registry_id}", routes=RegistryService(settings).routes()))
+    return Starlette(routes=routes, exception_handlers=_HANDLERS)

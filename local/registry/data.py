@@ -1,39 +1,51 @@
-"""Synthetic S&T tasks (nhiệm vụ KH&CN) of Ninh Bình and the change overlay on top of them.
+"""Synthetic S&T tasks (nhiệm vụ KH&CN) of Ninh Bình: the single-registry mode's data.
 
 Record ``i`` is a pure function of the settings (seed, number of records, bad share) and ``i``:
-nothing is stored per record, so a million-record registry costs no memory. At start-up the seed
-draws two pools of 32,768 profiles each: *projects* (title, field, host, investigator, level)
-and *plans* (status, type, duration, budgets, …). Record ``i`` takes one of each, picked by a
-splitmix64 hash of (seed, i), and derives its dates from its ``updated_at``. That keeps the
-serving hot path to one hash, two lookups and some arithmetic; constructing ``random.Random``
-per record would be far too slow for the serving rate the benchmarks need.
+nothing is stored per record, so a million-record registry costs no memory. The seed draws two
+pools of 32,768 profiles each (once per process and seed): *projects* (title, field, host,
+investigator, level) and *plans* (status, type, duration, budgets, …). Record ``i`` takes one
+of each, picked by a splitmix64 hash of (seed, i), and derives its dates from its
+``updated_at``. That keeps the serving hot path to one hash, two lookups and some arithmetic;
+constructing ``random.Random`` per record would be far too slow for the serving rate the
+benchmarks need.
 
-Ordering. The base record ``i`` has ``seq = i`` and an ``updated_at`` that never decreases with
-``i`` (spread from 2019-01-01 to 2026-06-30), so the key ``(updated_at, seq)`` orders base records
-by index. A changed record leaves its base position and is appended to the change log with
-``seq = records + change number`` and an ``updated_at`` from a logical clock that is later than
-every existing timestamp, so the whole ordering is simply: unchanged base records by index, then
-the change log. ``seq`` alone is therefore a position in that ordering, which is what
-:meth:`TaskRegistry.page` walks.
-
-Bad records (for testing the pipeline's quarantine) are spread evenly by index and cycle through
-:data:`BAD_KINDS`; see :func:`bad_kind`.
+Base record ``i`` has an ``updated_at`` that never decreases with ``i`` (spread from 2019-01-01
+to 2026-06-30); :class:`TaskRegistry` (a :class:`~local.registry.store.RecordStore`) pages them
+and overlays changes. Bad records (for testing the pipeline's quarantine) are spread evenly by
+index and cycle through :data:`BAD_KINDS`; see :func:`bad_kind`. The profile mode
+(:mod:`local.registry.tasks`) serves these same records, localised to each registry, with the
+profile's dirt on top.
 """
 
 from __future__ import annotations
 
-import bisect
 import csv
-import datetime as dt
 import hashlib
-import math
 import random
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from stdnum.vn import mst
+
+from local.registry.entities import BAD_KINDS
+from local.registry.store import Change, Page, RecordStore
+from local.registry.synth import DAY_STRINGS as _DAY_STRINGS
+from local.registry.synth import (
+    DAY_ZERO,
+    LAST_DAY,
+    UPDATED_AT_FIRST,
+    UPDATED_AT_LAST,
+    format_timestamp,
+)
+from local.registry.synth import EPOCH_DAY_ZERO as _EPOCH_DAY_ZERO
+from local.registry.synth import MASK64 as _MASK64
+from local.registry.synth import PPM as _PPM
+from local.registry.synth import TIME_STRINGS as _TIME_STRINGS
+from local.registry.synth import mix as _mix
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIELD_CODES_CSV = REPO_ROOT / "dbt_project/seeds/research_fields_qd12_2008.csv"
@@ -43,45 +55,14 @@ DEFAULT_RECORDS = 500
 DEFAULT_SEED = 42
 DEFAULT_BAD_SHARE = 0.05
 
-BAD_KINDS = ("missing_id", "unknown_field_code", "end_before_start", "negative_budget")
-
-_MASK64 = (1 << 64) - 1
-_PPM = 1_000_000  # bad share is kept as parts per million so the selection is exact integer math
+__all__ = [
+    "BAD_KINDS", "DAY_ZERO", "LAST_DAY", "UPDATED_AT_FIRST", "UPDATED_AT_LAST", "Change", "Page",
+    "TaskGenerator", "TaskRegistry", "bad_counts", "bad_kind", "bad_share_ppm", "format_timestamp",
+]  # fmt: skip
 
 
 def _nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
-
-
-def _mix(x: int) -> int:
-    """splitmix64 finaliser: a fast, well-spread 64-bit hash of a 64-bit integer."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-# --- Calendar -------------------------------------------------------------------------------
-# Dates are day numbers counted from DAY_ZERO; their strings are precomputed.
-
-DAY_ZERO = dt.date(2018, 1, 1)
-LAST_DAY = (dt.date(2026, 12, 31) - DAY_ZERO).days  # task dates stay within 2018–2026
-# The extra days leave room for the change clock, which runs on past 2026-06-30.
-_DAY_STRINGS = [(DAY_ZERO + dt.timedelta(days=n)).isoformat() for n in range(LAST_DAY + 2000)]
-_TIME_STRINGS = [f"T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}Z" for s in range(86400)]
-_EPOCH_DAY_ZERO = int(dt.datetime(2018, 1, 1, tzinfo=dt.UTC).timestamp())
-
-# Base records' updated_at is spread over this interval, ascending with the index.
-UPDATED_AT_FIRST = int(dt.datetime(2019, 1, 1, tzinfo=dt.UTC).timestamp())
-UPDATED_AT_LAST = int(dt.datetime(2026, 6, 30, 23, 59, 59, tzinfo=dt.UTC).timestamp())
-
-
-def format_timestamp(epoch_seconds: int) -> str:
-    """RFC 3339 UTC with whole seconds and a Z, e.g. ``2024-03-05T08:15:00Z``."""
-    days, seconds = divmod(epoch_seconds - _EPOCH_DAY_ZERO, 86400)
-    if 0 <= days < len(_DAY_STRINGS):
-        return _DAY_STRINGS[days] + _TIME_STRINGS[seconds]
-    return dt.datetime.fromtimestamp(epoch_seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- Research fields (QĐ 12/2008/QĐ-BKHCN) ----------------------------------------------------
@@ -284,14 +265,17 @@ class TitleChoice:
     hosts: tuple[tuple[str, str | None], ...]  # (organisation name, enterprise code or None)
 
 
-def _build_titles() -> list[TitleChoice]:
+def _build_titles(
+    place_of: Callable[[Topic], str] = lambda topic: topic.place,
+) -> list[TitleChoice]:
     """Every title the generator can use, with the field codes and hosts that fit it."""
     choices = []
     for topic in _TOPICS:
         codes = _field_codes_under(topic.field_prefixes)
         # The topic's own hosts are three times as likely as the general ones.
         hosts = tuple(_ORGANISATIONS[key] for key in topic.hosts * 3 + _GENERAL_HOSTS)
-        words = {"activity": topic.activity, "place": topic.place}
+        place = place_of(topic)
+        words = {"activity": topic.activity, "place": place}
         texts = [template.format(**words) for template in _TEMPLATES_WITHOUT_TECHNOLOGY]
         texts += [
             template.format(technology=technology, **words)
@@ -303,6 +287,44 @@ def _build_titles() -> list[TitleChoice]:
 
 
 _TITLES = _build_titles()
+HOME = "tỉnh Ninh Bình"  # the province the titles and public bodies above are written for
+
+# Public bodies named after a place in Ninh Bình: what stands in for them elsewhere.
+_ELSEWHERE = {
+    "hoa_lu_university": "Trường Đại học {short}",
+    "nursing_university": "Trường Cao đẳng Y tế {short}",
+    "technical_university": "Trường Cao đẳng Kỹ thuật {short}",
+    "trang_an_board": "Ban Quản lý các khu du lịch {province}",
+    "cuc_phuong_park": "Ban Quản lý rừng đặc dụng {province}",
+}
+
+
+@cache
+def localised_names(province: str, short: str) -> dict[str, str]:
+    """Titles and public-body names of Ninh Bình -> the same for another province.
+
+    ``province`` as written in a sentence ("tỉnh Hà Nam"), ``short`` without the unit word.
+    Places particular to Ninh Bình become the province as a whole. Empty for Ninh Bình.
+    """
+    if province == HOME:
+        return {}
+
+    def place_of(topic: Topic) -> str:
+        if topic.place.endswith(HOME) and "," not in topic.place:
+            return topic.place.replace(HOME, province)
+        return f"tại {province}"
+
+    names = {
+        old.title: new.title for old, new in zip(_TITLES, _build_titles(place_of), strict=True)
+    }
+    for key, name in _PUBLIC_BODIES.items():
+        template = _ELSEWHERE.get(key)
+        if template is not None:
+            names[_nfc(name)] = _nfc(template.format(short=short, province=province))
+        else:
+            names[_nfc(name)] = _nfc(name.replace(HOME, province).replace("Ninh Bình", short))
+    return names
+
 
 # --- Principal investigators -----------------------------------------------------------------
 
@@ -455,13 +477,19 @@ def bad_counts(records: int, bad_share: float = DEFAULT_BAD_SHARE) -> dict[str, 
 
 
 class TaskGenerator:
-    """Deterministic synthetic S&T task records ``0 .. records-1`` (never stored)."""
+    """Deterministic synthetic S&T task records ``0 .. records-1`` (never stored).
+
+    ``record_key`` (profile mode) keys the per-record hash separately from the pools, so several
+    registries share one pair of pools (drawn once per seed) but serve different records.
+    """
 
     def __init__(
         self,
         records: int = DEFAULT_RECORDS,
         seed: int = DEFAULT_SEED,
         bad_share: float = DEFAULT_BAD_SHARE,
+        *,
+        record_key: int | None = None,
     ) -> None:
         if records < 0:
             raise ValueError("records must be >= 0")
@@ -469,15 +497,24 @@ class TaskGenerator:
         self.seed = seed
         self.bad_share = bad_share
         self._ppm = bad_share_ppm(bad_share)
-        self._seed_key = _mix(seed & _MASK64)
+        self._seed_key = _mix(seed & _MASK64) if record_key is None else record_key
         self._span = UPDATED_AT_LAST - UPDATED_AT_FIRST
         self._denominator = max(records, 1)
-        rng = random.Random(seed)  # one generator for the pools; records use only the hash
-        self._projects = draw_projects(rng, 1 << PROFILE_POOL_BITS)
-        self._plans = draw_plans(rng, 1 << PROFILE_POOL_BITS)
+        self._projects, self._plans = _profile_pools(seed)
 
     def bad_kind(self, i: int) -> str | None:
         return _bad_kind_ppm(i, self._ppm)
+
+    kind = bad_kind
+
+    def kind_counts(self) -> dict[str, int]:
+        return bad_counts(self.records, self.bad_share)
+
+    def changeable(self, i: int) -> bool:
+        return _bad_kind_ppm(i, self._ppm) is None
+
+    def changeable_count(self) -> int:
+        return self.records - sum(self.kind_counts().values())
 
     def updated_at(self, i: int) -> int:
         """Base ``updated_at`` of record ``i`` in epoch seconds; never decreases with ``i``."""
@@ -574,157 +611,19 @@ class TaskGenerator:
 # --- The registry: generated base records plus the change overlay ---------------------------
 
 
-@dataclass(frozen=True)
-class Change:
-    """One changed record: where it now sits in the ordering and what changed."""
+class TaskRegistry(RecordStore):
+    """The single-registry S&T tasks: a :class:`RecordStore` whose stats name the bad kinds."""
 
-    index: int  # base record index
-    seq: int  # records + change number
-    updated_at: int  # epoch seconds
-    version: int
-    deleted: bool
-
-
-@dataclass(frozen=True)
-class Page:
-    records: list[dict[str, Any]]
-    last_seq: int | None  # seq of the last record served (None for an empty page)
-    last_updated_at: int | None  # its updated_at in epoch seconds
-    has_more: bool
-
-
-class TaskRegistry:
-    """The registry's current state: base records, minus changed ones, plus the change log.
-
-    Only the change overlay lives in memory. Not thread-safe: the app calls it from the event
-    loop only.
-    """
-
-    def __init__(self, generator: TaskGenerator) -> None:
-        self.generator = generator
-        self._changes: list[Change] = []  # in seq order
-        self._change_times: list[int] = []  # updated_at of each change, strictly ascending
-        self._changed: dict[int, Change] = {}  # base index -> its change
-        # Changes walk all indices in a fixed pseudo-random order (a full-period stride), so
-        # every record is visited once and none is picked twice.
-        self._walk_step = 0
-        self._walk_stride = _coprime_stride(generator.records, generator.seed)
-        self._clock = UPDATED_AT_LAST  # logical clock: changes tick from here, 1 s each
-
-    @property
-    def records(self) -> int:
-        return self.generator.records
-
-    def key_of(self, seq: int) -> int | None:
-        """The ``updated_at`` (epoch s) that goes with ``seq``, or None if seq is not served."""
-        n = self.generator.records
-        if 0 <= seq < n and seq not in self._changed:
-            return self.generator.updated_at(seq)
-        if n <= seq < n + len(self._changes):
-            return self._changes[seq - n].updated_at
-        return None
-
-    def record_at(self, seq: int) -> dict[str, Any]:
-        """The record currently served at position ``seq``."""
-        n = self.generator.records
-        if seq < n:
-            return self.generator.record(seq)
-        change = self._changes[seq - n]
-        record = self.generator.record(change.index)
-        record["version"] = change.version
-        record["updated_at"] = format_timestamp(change.updated_at)
-        record["deleted"] = change.deleted
-        return record
-
-    def page(self, after_seq: int | None, updated_since: int | None, limit: int) -> Page:
-        """Up to ``limit`` records after position ``after_seq`` with updated_at >= the filter."""
-        n = self.generator.records
-        start = 0 if after_seq is None else after_seq + 1
-        if updated_since is not None:
-            base_start = self.generator.first_index_updated_since(updated_since)
-            if base_start >= n:  # nothing in the base range: start in the change log
-                base_start = n + bisect.bisect_left(self._change_times, updated_since)
-            start = max(start, base_start)
-
-        positions = self._positions(start, limit + 1)  # one extra tells whether more remain
-        served = positions[:limit]
-        records = [self.record_at(seq) for seq in served]
-        last = served[-1] if served else None
-        return Page(
-            records=records,
-            last_seq=last,
-            last_updated_at=None if last is None else self.key_of(last),
-            has_more=len(positions) > limit,
-        )
-
-    def _positions(self, start: int, count: int) -> list[int]:
-        """The next ``count`` served positions from ``start`` on, skipping changed base records."""
-        n = self.generator.records
-        changed = self._changed
-        positions: list[int] = []
-        seq = start
-        while seq < n and len(positions) < count:
-            if seq not in changed:
-                positions.append(seq)
-            seq += 1
-        end = n + len(self._changes)
-        seq = max(seq, n)
-        positions.extend(range(seq, min(end, seq + count - len(positions))))
-        return positions
-
-    def apply_changes(self, update: int, delete: int) -> tuple[list[str], list[str]]:
-        """Update ``update`` and delete ``delete`` good, never-changed records; return their ids.
-
-        Raises ValueError (nothing changed) when fewer such records remain than requested.
-        """
-        if update < 0 or delete < 0:
-            raise ValueError("update and delete must be >= 0")
-        available = self.unchanged_good_records()
-        if update + delete > available:
-            raise ValueError(f"only {available} good records remain unchanged")
-        updated = [self._change_next(deleted=False) for _ in range(update)]
-        deleted = [self._change_next(deleted=True) for _ in range(delete)]
-        return updated, deleted
-
-    def unchanged_good_records(self) -> int:
-        bad_total = sum(bad_counts(self.records, self.generator.bad_share).values())
-        return self.records - bad_total - len(self._changes)
-
-    def _change_next(self, *, deleted: bool) -> str:
-        n = self.generator.records
-        while True:  # terminates: the caller checked that a good unchanged record remains
-            index = (self._walk_step * self._walk_stride + self.generator.seed) % n
-            self._walk_step += 1
-            if self.generator.bad_kind(index) is None:
-                break
-        record = self.generator.record(index)
-        self._clock += 1
-        change = Change(
-            index=index,
-            seq=n + len(self._changes),
-            updated_at=self._clock,
-            version=record["version"] + 1,
-            deleted=deleted,
-        )
-        self._changes.append(change)
-        self._change_times.append(change.updated_at)
-        self._changed[index] = change
-        return record["id"]
+    generator: TaskGenerator
 
     def stats(self) -> dict[str, Any]:
         """What a full extraction returns now: record count, bad records by kind, changes."""
-        return {
-            "records": self.records,  # changes move records, they never add or remove one
-            "bad": bad_counts(self.records, self.generator.bad_share),  # changes pick good ones
-            "changes": len(self._changes),
-        }
+        stats = super().stats()
+        return {**stats, "bad": stats["kinds"]}
 
 
-def _coprime_stride(n: int, seed: int) -> int:
-    """A stride near n × 0.618 that is coprime with n, so ``k * stride mod n`` visits all."""
-    if n <= 1:
-        return 1
-    stride = max(1, int(n * 0.6180339887) + seed % 7)
-    while math.gcd(stride, n) != 1:
-        stride += 1
-    return stride
+@cache
+def _profile_pools(seed: int) -> tuple[list[Project], list[Plan]]:
+    """The project and plan pools of a seed, drawn once per process."""
+    rng = random.Random(seed)  # one generator for the pools; records use only the hash
+    return draw_projects(rng, 1 << PROFILE_POOL_BITS), draw_plans(rng, 1 << PROFILE_POOL_BITS)

@@ -1,5 +1,6 @@
 -- S&T tasks from provincial registries (registry API v1): published batches only, without the
--- rows the quality gate quarantined. The gate has checked every cast below.
+-- rows the quality gate quarantined; standardised values where landing repaired them. The gate
+-- has checked every cast below.
 with published_batches as (
     select batch_id
     from {{ source('ops', 'load_batch') }}
@@ -24,22 +25,22 @@ select
     landed.updated_at as source_updated_at,
     landed.deleted as is_deleted,
     landed.extracted_at,
-    landed.payload ->> 'title' as title,
-    landed.payload ->> 'task_level' as task_level,
-    landed.payload ->> 'task_type' as task_type,
-    landed.payload ->> 'field_code' as field_code,
-    landed.payload ->> 'host_organisation_name' as host_organisation_name,
-    landed.payload ->> 'host_organisation_code' as host_organisation_code,
-    landed.payload ->> 'principal_investigator' as principal_investigator,
-    landed.payload ->> 'province_code' as province_code,
-    (landed.payload ->> 'budget_state_million_vnd')::numeric(18, 3) as budget_state_million_vnd,
-    (landed.payload ->> 'budget_other_million_vnd')::numeric(18, 3) as budget_other_million_vnd,
-    (landed.payload ->> 'start_date')::date as start_date,
-    (landed.payload ->> 'end_date')::date as end_date,
-    landed.payload ->> 'status' as status,
-    (landed.payload ->> 'acceptance_date')::date as acceptance_date,
-    landed.payload ->> 'acceptance_rating' as acceptance_rating
-from {{ source('raw', 'landed_record') }} as landed
+    landed.record ->> 'title' as title,
+    landed.record ->> 'task_level' as task_level,
+    landed.record ->> 'task_type' as task_type,
+    landed.record ->> 'field_code' as field_code,
+    landed.record ->> 'host_organisation_name' as host_organisation_name,
+    landed.record ->> 'host_organisation_code' as host_organisation_code,
+    landed.record ->> 'principal_investigator' as principal_investigator,
+    landed.record ->> 'province_code' as province_code,
+    (landed.record ->> 'budget_state_million_vnd')::numeric(18, 3) as budget_state_million_vnd,
+    (landed.record ->> 'budget_other_million_vnd')::numeric(18, 3) as budget_other_million_vnd,
+    (landed.record ->> 'start_date')::date as start_date,
+    (landed.record ->> 'end_date')::date as end_date,
+    landed.record ->> 'status' as status,
+    (landed.record ->> 'acceptance_date')::date as acceptance_date,
+    landed.record ->> 'acceptance_rating' as acceptance_rating
+from {{ source('raw', 'landed') }} as landed
 inner join published_batches on landed.batch_id = published_batches.batch_id
 where
     landed.entity = 'st_task'

@@ -1,0 +1,102 @@
+"""Schema drift at landing, on a real PostgreSQL, against the registry API v1 contract's schema:
+an added field is landed and reported; a removed or retyped field fails the batch before
+anything is committed, with a message saying what changed."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from records import pages_of, st_task
+
+from connectors.drift import DriftMonitor, SchemaDriftError, record_shape
+from connectors.landing import RecordRules, land_extraction
+
+SOURCE = {"source_id": "ninh_binh_registry", "entity": "st_task", "contract": "registry-api-v1"}
+RULES = RecordRules(shape=lambda: DriftMonitor(record_shape("registry-api-v1", "st_task")))
+
+
+def _land(url: str, records: list[dict]):
+    return land_extraction(url, **SOURCE, extract=lambda _: pages_of(records, 4), rules=RULES)
+
+
+def _rows(url: str, query: str, *params):
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def test_records_as_the_contract_says_land_without_a_drift_note(warehouse_url):
+    result = _land(warehouse_url, [st_task(i) for i in range(10)])
+    assert result.records_landed == 10
+    assert _rows(warehouse_url, "select state, schema_drift from ops.load_batch") == [
+        ("landed", None)
+    ]
+
+
+def test_an_added_field_is_landed_in_the_payload_and_reported(warehouse_url):
+    records = [st_task(i) for i in range(10)]
+    for record in records[3:]:
+        record["funding_programme"] = "Chương trình ĐMST tỉnh"
+    result = _land(warehouse_url, records)
+
+    assert result.records_landed == 10
+    [(state, drift)] = _rows(warehouse_url, "select state, schema_drift from ops.load_batch")
+    assert state == "landed"
+    assert drift == {
+        "added": {
+            "funding_programme": {
+                "records": 7,
+                "examples": ["NB-2024-DT-0003", "NB-2024-DT-0004", "NB-2024-DT-0005"],
+            }
+        }
+    }
+    assert _rows(
+        warehouse_url,
+        "select count(*) from raw.landed_record where payload ? 'funding_programme'",
+    ) == [(7,)]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda records: [r.pop("field_code") for r in records],
+            r"required field\(s\) field_code missing from all 10 records",
+        ),
+        (
+            lambda records: records[6].update(budget_state_million_vnd="850,5"),
+            r"field 'budget_state_million_vnd' is string in 1 records \(e.g. id NB-2024-DT-0006\)"
+            r" but the contract says integer/number",
+        ),
+        (
+            lambda records: [r.update(task_level=3) for r in records],
+            r"field 'task_level' is integer in 10 records",
+        ),
+    ],
+)
+def test_a_removed_or_retyped_field_fails_the_batch_and_lands_nothing(
+    warehouse_url, change, message
+):
+    first = _land(warehouse_url, [st_task(i) for i in range(10)])
+    records = [st_task(i, version=2) for i in range(10)]
+    change(records)
+
+    with pytest.raises(SchemaDriftError, match=message):
+        _land(warehouse_url, records)
+
+    batches = _rows(
+        warehouse_url, "select batch_id, state, error from ops.load_batch order by batch_id"
+    )
+    assert [state for _, state, _ in batches] == ["landed", "failed"]
+    assert "does not match registry-api-v1 StTask" in batches[1][2]
+    # Nothing of the failed batch is stored, and the cursor stays where the good batch left it.
+    assert _rows(warehouse_url, "select count(*), max(version) from raw.landed_record") == [(10, 1)]
+    assert _rows(warehouse_url, "select batch_id from ops.source_cursor") == [(first.batch_id,)]
+
+
+def test_a_missing_field_in_one_record_is_a_row_problem_not_drift():
+    monitor = DriftMonitor(record_shape("registry-api-v1", "st_task"))
+    records = [st_task(i) for i in range(3)]
+    del records[1]["title"]
+    for record in records:
+        monitor.observe(record)
+    assert monitor.finish() is None
