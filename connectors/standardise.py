@@ -156,11 +156,18 @@ def _check_text(value: Any, record: Mapping[str, Any]) -> _Outcome:
     if value.__class__ is str:
         if value.isascii():
             return None
-        repaired, kind = repair_text(value)
+        repaired, kind = (
+            _repair_short_text(value) if len(value) <= _SHORT_TEXT else repair_text(value)
+        )
         return None if kind is None else (kind, repaired, None)
     if value.__class__ is int:  # a spreadsheet cell typed as a number, e.g. a code: 20312
         return "number_as_text", str(value), None
     return f"{value!r} is not text"
+
+
+# Names, places and addresses recur from record to record; long titles mostly do not.
+_SHORT_TEXT = 120
+_repair_short_text = lru_cache(maxsize=65536)(repair_text)
 
 
 def _check_number(value: Any, record: Mapping[str, Any]) -> _Outcome:
@@ -179,6 +186,10 @@ def _date_check(earliest: date, latest: date | None) -> _Check:
     def check(value: Any, record: Mapping[str, Any]) -> _Outcome:
         if value.__class__ is not str:
             return f"{value!r} is not a date"
+        return check_text(value)
+
+    @lru_cache(maxsize=16384)  # a few thousand distinct days recur across a batch
+    def check_text(value: str) -> _Outcome:
         try:
             if _ISO_DATE.fullmatch(value):  # already as wanted: check it exists and is in range
                 day = date.fromisoformat(value)

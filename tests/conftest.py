@@ -27,13 +27,18 @@ def _with_database(url: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     """A server to create test databases on: WAREHOUSE_URL's, else a throwaway local one."""
     given = os.environ.get("WAREHOUSE_URL")
     if given:
         yield given
         return
-    with throwaway_server(tmp_path_factory.mktemp("pg")) as server:
+    # Not under pytest's basetemp: another pytest run on the machine may prune old basetemps
+    # while this session's server is still using its data directory.
+    with (
+        tempfile.TemporaryDirectory(prefix="sti-test-pg-") as folder,
+        throwaway_server(Path(folder)) as server,
+    ):
         yield server.url()
 
 
