@@ -1,4 +1,4 @@
-"""Schema drift at landing, on a real PostgreSQL, against the registry API v1 contract's schema:
+"""Schema drift at landing, on a real PostgreSQL, against the contracts' record schemas:
 an added field is landed and reported; a removed or retyped field fails the batch before
 anything is committed, with a message saying what changed."""
 
@@ -100,3 +100,39 @@ def test_a_missing_field_in_one_record_is_a_row_problem_not_drift():
     for record in records:
         monitor.observe(record)
     assert monitor.finish() is None
+
+
+@pytest.mark.parametrize(
+    ("drift", "outcome"),
+    [
+        ({"action": "add", "field": "hashtag", "value": "#ĐMST"}, "landed"),
+        ({"action": "remove", "field": "tieu_de"}, r"required field\(s\) tieu_de missing"),
+        ({"action": "retype", "field": "phien_ban", "to": "string"}, r"field 'phien_ban' is str"),
+    ],
+)
+def test_drift_at_a_real_exchange_is_noted_or_fails_the_batch(warehouse_url, drift, outcome):
+    import requests
+
+    from connectors.jobs import extract_and_land_exchange
+    from local.exchange.process import run_exchange
+
+    with run_exchange("thanh_hoa_exchange", listings=120, transactions=10) as exchange:
+        requests.post(
+            f"{exchange.base_url}/_standin/drift", json={"entity": "listing", **drift}, timeout=10
+        ).raise_for_status()
+        land = lambda: extract_and_land_exchange(  # noqa: E731
+            warehouse_url,
+            source_id="thanh_hoa_exchange",
+            entity="listing",
+            base_url=exchange.base_url,
+            api_key=exchange.api_key,
+        )
+        if outcome == "landed":
+            assert land().records_landed == 120
+            [(drift_note,)] = _rows(warehouse_url, "select schema_drift from ops.load_batch")
+            assert drift_note["added"]["hashtag"]["records"] == 120
+        else:
+            with pytest.raises(SchemaDriftError, match=outcome):
+                land()
+            assert _rows(warehouse_url, "select count(*) from raw.landed_record") == [(0,)]
+            assert _rows(warehouse_url, "select state from ops.load_batch") == [("failed",)]
