@@ -676,6 +676,15 @@ def validate_mst(text: str) -> str:
     digit (weights 31 29 23 19 17 13 7 5 3), or those plus a 3-digit branch number (13 digits,
     with or without dash). Canonical: ``0101234567`` or ``0101234567-001``.
     """
+    # The common case, already compact and valid: only the checks stdnum's validate() makes.
+    if (
+        len(text) == 10
+        and text.isascii()
+        and text.isdigit()
+        and text[2:9] != "0000000"
+        and text[9] == stdnum_mst.calc_check_digit(text)
+    ):
+        return text
     try:
         compact = stdnum_mst.validate(text)
     except stdnum_errors.InvalidLength:

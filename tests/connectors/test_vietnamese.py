@@ -465,3 +465,21 @@ def test_ip_types_are_known_by_their_vietnamese_names(label: str, key: str) -> N
 def test_an_unknown_ip_type_raises() -> None:
     with pytest.raises(RepairError, match="unknown IP type 'patent'"):
         check_ip_type("1-2023-00012", "patent")
+
+
+def test_mst_validation_agrees_with_python_stdnum_on_every_kind_of_code() -> None:
+    import random
+
+    from stdnum.vn import mst as stdnum_mst
+
+    rng = random.Random(7)
+    codes = [f"{rng.randrange(10**10):010d}" for _ in range(3000)]
+    codes += [c[:9] + stdnum_mst.calc_check_digit(c) for c in codes[:1000]]  # valid ones
+    codes += ["0100000005", "0300000000"]
+    for code in codes:
+        try:
+            ours = validate_mst(code)
+        except RepairError:
+            ours = None
+        expected = stdnum_mst.format(code) if stdnum_mst.is_valid(code) else None
+        assert ours == expected, code
