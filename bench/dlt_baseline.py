@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
@@ -170,10 +171,11 @@ def run_dlt(
             command, env=env, cwd=work, capture_output=True, text=True, check=False
         )
     if completed.returncode != 0:
-        raise RuntimeError(
-            f"dlt pipeline failed with exit code {completed.returncode}:\n"
-            f"{completed.stderr[-4000:]}"
-        )
+        log = completed.stderr[-4000:]
+        for secret in (client_secret, urlsplit(warehouse_url).password):
+            if secret:
+                log = log.replace(secret, "***")
+        raise RuntimeError(f"dlt pipeline failed with exit code {completed.returncode}:\n{log}")
     report: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
     check_dlt_table(warehouse_url, dataset, entity_path, records)
     return DltRun(
