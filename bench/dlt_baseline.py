@@ -95,6 +95,7 @@ class DltRun:
     peak_rss_upper_mb: float = 0.0  # every process at its own peak (an upper bound)
     steps: dict[str, float] = field(default_factory=dict)  # seconds per dlt step
     dlt_version: str = ""
+    cpu_seconds: float | None = None  # CPU of pipeline.run, its ended worker processes included
 
     @property
     def rate(self) -> float:
@@ -181,6 +182,7 @@ def run_dlt(
     return DltRun(
         records=report["records"],
         seconds=report["seconds"],
+        cpu_seconds=report.get("cpu_seconds"),
         peak_rss_mb=report["peak_rss_mb"],
         peak_rss_upper_mb=report.get("peak_rss_upper_mb", 0.0),
         steps=report.get("steps", {}),
