@@ -49,6 +49,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from connectors.exchange_api import ENTITY_PATHS  # the contract's paths, one definition
 from local.exchange import api_key_for
 from local.exchange.data import (
     DEFAULT_SPECIAL_SHARE,
@@ -61,7 +62,6 @@ from local.exchange.data import (
     format_iso,
 )
 
-ENTITY_PATHS = {"listing": "/api/v1/listings", "transaction": "/api/v1/transactions"}
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 5000
 MAX_PAGE = 1_000_000_000
