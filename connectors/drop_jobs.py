@@ -10,14 +10,14 @@ its content changes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from functools import cache
 
 import psycopg
 
 from connectors.contract_rules import standardiser
 from connectors.drop_location import DroppedFile, open_location
-from connectors.landing import LandResult, RecordRules, land_extraction
+from connectors.jobs import Landing
+from connectors.landing import RecordRules, land_extraction
 from connectors.spreadsheets import (
     Form,
     SpreadsheetError,
@@ -33,20 +33,12 @@ log = logging.getLogger(__name__)
 CONTRACT = "spreadsheet-forms-v1"
 
 
-@dataclass(frozen=True)
-class DropLanding:
-    batches: list[LandResult] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)  # one clear error per rejected file
-
-
 @cache
 def _forms() -> dict[str, Form]:
     return load_forms()
 
 
-def land_dropped_files(
-    warehouse_url: str, source_id: str, entity: str, location: str
-) -> DropLanding:
+def land_dropped_files(warehouse_url: str, source_id: str, entity: str, location: str) -> Landing:
     """Land every file of `entity`'s form at `location` not landed or rejected before."""
     ensure_schema(warehouse_url)
     forms = _forms()
@@ -57,7 +49,7 @@ def land_dropped_files(
                 "select sha256 from ops.drop_file where source_id = %s", (source_id,)
             )
         }
-        outcome = DropLanding()
+        outcome = Landing([])
         for dropped in open_location(location).list_files():
             digest = bytes.fromhex(dropped.sha256)
             if digest in seen:

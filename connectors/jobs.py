@@ -68,8 +68,7 @@ def extract_and_land(
 
         # The drop location URL: the connection's `location` extra, else its host.
         location = connection.extra.get("location") or connection.host
-        drops = land_dropped_files(warehouse_url, source.id, entity, location)
-        return Landing(drops.batches, drops.rejected)
+        return land_dropped_files(warehouse_url, source.id, entity, location)
     raise ValueError(f"no connector for system {source.system!r}")
 
 
