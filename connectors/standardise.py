@@ -52,6 +52,9 @@ KINDS: dict[str, frozenset[str]] = {
     "amount": frozenset({"unit"}),
     "mst": frozenset(),
     "ip_application_number": frozenset({"type_field"}),
+    # Personal data (Decree 13/2023/NĐ-CP): kept as sent in the landing zone, never repaired,
+    # and left out of every copy made outside it (see personal_fields).
+    "personal": frozenset(),
 }
 _REQUIRED_OPTIONS = {"amount": ("unit",)}
 _TOP_LEVEL_KEYS = frozenset({"entities"})
@@ -94,7 +97,12 @@ class Standardiser:
         self.entity = entity
         self.fields = dict(fields)
         self._checks: tuple[tuple[str, _Check], ...] = tuple(
-            (name, _check_for(spec)) for name, spec in self.fields.items()
+            (name, _check_for(spec))
+            for name, spec in self.fields.items()
+            if spec.kind != "personal"
+        )
+        self.personal_fields = tuple(
+            name for name, spec in self.fields.items() if spec.kind == "personal"
         )
 
     def __repr__(self) -> str:

@@ -116,7 +116,8 @@ def run_gate(warehouse_url: str, batch_id: int) -> GateResult:
         try:
             (rows,) = conn.execute(sql.SQL("select count(*) from {}").format(view)).fetchone()
             results = _validate(warehouse_url, f"gate_batch_{batch_id}", suite) if rows else []
-            result = _record_outcome(conn, batch_id, rows, suite, results)
+            personal = _personal_fields(contract, entity)
+            result = _record_outcome(conn, batch_id, rows, suite, results, personal)
         finally:
             conn.execute(sql.SQL("drop view if exists {}").format(view))
 
@@ -181,7 +182,12 @@ def _validate(warehouse_url: str, table: str, suite: dict[str, Any]) -> list[Any
 
 
 def _record_outcome(
-    conn: psycopg.Connection, batch_id: int, rows: int, suite: dict[str, Any], results: list[Any]
+    conn: psycopg.Connection,
+    batch_id: int,
+    rows: int,
+    suite: dict[str, Any],
+    results: list[Any],
+    personal: tuple[str, ...],
 ) -> GateResult:
     outcomes: list[ExpectationOutcome] = []
     by_name = {_expectation_name(r.expectation_config.to_json_dict()): r for r in results}
@@ -205,7 +211,7 @@ def _record_outcome(
             outcomes.append(ExpectationOutcome(name, bool(result.success), unexpected, reason))
             query = result.result.get("unexpected_index_query")
             if unexpected and query:
-                _quarantine(conn, batch_id, name, meta, query)
+                _quarantine(conn, batch_id, name, meta, query, personal)
         (quarantined,) = conn.execute(
             "select count(distinct landed_id) from ops.quarantine where batch_id = %s", (batch_id,)
         ).fetchone()
@@ -233,6 +239,7 @@ def _quarantine(
     expectation: str,
     meta: dict[str, Any],
     unexpected_rows_query: str,
+    personal: tuple[str, ...],
 ) -> None:
     reason = sql.Literal(meta.get("reason", expectation))
     reason_vi = sql.Literal(meta.get("reason_vi"))
@@ -247,7 +254,7 @@ def _quarantine(
             "insert into ops.quarantine (batch_id, landed_id, source_id, entity, record_id,"
             " version, expectation, reason, reason_vi, payload)"
             " select r.batch_id, r.landed_id, r.source_id, r.entity, r.record_id, r.version,"
-            " {expectation}, {reason}, {reason_vi}, r.payload"
+            " {expectation}, {reason}, {reason_vi}, r.payload - {personal}::text[]"
             " from raw.landed_record as r"
             " where r.batch_id = {batch_id} and r.landed_id in"
             " (select failing.landed_id from ({query}) as failing)"
@@ -257,9 +264,19 @@ def _quarantine(
             reason=reason,
             reason_vi=reason_vi,
             batch_id=sql.Literal(batch_id),
+            # Personal data stays in the landing zone: the quarantine keeps the rest.
+            personal=sql.Literal(list(personal)),
             query=sql.SQL(unexpected_rows_query.strip().rstrip(";")),
         )
     )
+
+
+def _personal_fields(contract: str, entity: str) -> tuple[str, ...]:
+    """Fields the contract's field spec declares personal data (kind `personal`)."""
+    from connectors.contract_rules import standardiser
+
+    spec = standardiser(contract, entity)
+    return spec.personal_fields if spec is not None else ()
 
 
 def _expectation_name(expectation: dict[str, Any]) -> str:

@@ -127,3 +127,37 @@ def test_publish_moves_a_validated_batch_to_published(warehouse_url):
     publish_batch(warehouse_url, batch_id)
     with psycopg.connect(warehouse_url) as conn:
         assert conn.execute("select state from ops.load_batch").fetchone() == ("published",)
+
+
+def test_personal_data_stays_in_the_landing_zone_when_a_row_is_quarantined(warehouse_url):
+    def expert(i: int, **overrides) -> dict:
+        record = {
+            "id": f"NB-CG-{i:05d}",
+            "version": 1,
+            "updated_at": f"2024-05-01T08:00:{i:02d}Z",
+            "deleted": False,
+            "full_name": "Nguyễn Thị Hoa",
+            "citizen_id": f"0371900{i:05d}",
+            "phone": f"09120{i:05d}",
+            "email": f"hoa{i}@example.vn",
+        }
+        record.update(overrides)
+        return record
+
+    records = [expert(i) for i in range(20)] + [expert(20, id=None)]
+    batch_id = land_extraction(
+        warehouse_url,
+        source_id="ninh_binh_registry",
+        entity="expert",
+        contract="registry-api-v1",
+        extract=lambda _: pages_of(records, 50),
+    ).batch_id
+    run_gate(warehouse_url, batch_id)
+
+    with psycopg.connect(warehouse_url) as conn:
+        [(payload,)] = conn.execute("select payload from ops.quarantine").fetchall()
+        (landed,) = conn.execute(
+            "select payload from raw.landed_record where record_id is null"
+        ).fetchone()
+    assert payload == {k: v for k, v in landed.items() if k not in ("citizen_id", "phone", "email")}
+    assert payload["full_name"] == "Nguyễn Thị Hoa" and landed["citizen_id"] == "037190000020"
