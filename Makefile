@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: demo test setup lint bench airflow-ui psql stop clean
+.PHONY: demo test setup lint bench airflow-ui psql quarantine stop clean
 
 demo: setup            ## run the main job on the embedded default and print a summary
 	$(BIN)/python -m local demo
@@ -33,6 +33,9 @@ airflow-ui: setup      ## Airflow UI on the local stack (Ctrl-C stops it)
 
 psql: setup            ## SQL shell on the warehouse
 	$(BIN)/python -m local psql
+
+quarantine: setup      ## what waits in quarantine, per source and reason, oldest first
+	$(BIN)/python -m local quarantine $(SOURCE)
 
 stop:                  ## stop the embedded PostgreSQL
 	$(BIN)/python -m local stop

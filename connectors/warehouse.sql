@@ -121,3 +121,19 @@ begin
 exception when others then
     return null;
 end $$;
+
+-- What waits in quarantine, per source, entity and reason, oldest first. Quoted values in
+-- reasons (e.g. the enterprise code that fails its check digit) are folded to "…", so rows
+-- with the same problem group together; ops.quarantine has each row's full reason.
+create or replace view ops.open_quarantine as
+select
+    source_id,
+    entity,
+    regexp_replace(reason, $$'[^']*'$$, '…', 'g') as reason,
+    count(*) as open_rows,
+    min(quarantined_at) as oldest,
+    max(quarantined_at) as newest
+from ops.quarantine
+where resolved_at is null
+group by 1, 2, 3
+order by oldest, source_id, entity, reason;

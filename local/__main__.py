@@ -1,8 +1,9 @@
-"""Local stack commands: `python -m local demo | airflow-ui | psql | stop`.
+"""Local stack commands: `python -m local demo | airflow-ui | psql | quarantine | stop`.
 
 demo        run the main job on the embedded default and print a summary
-airflow-ui  Airflow's UI with the sync DAG, on the local stack (Ctrl-C to stop)
+airflow-ui  Airflow's UI with the generated DAGs, on the local stack (Ctrl-C to stop)
 psql        a SQL shell on the warehouse (starts the embedded server if needed)
+quarantine  what waits in quarantine per source and reason, oldest first [SOURCE_ID]
 stop        stop the embedded PostgreSQL if it is running
 """
 
@@ -26,6 +27,10 @@ def main(argv: list[str]) -> int:
         from local.warehouse import psql_command
 
         return subprocess.call(psql_command())
+    if command == "quarantine":
+        from local.quarantine import main as quarantine
+
+        return quarantine(argv[1:])
     if command == "stop":
         from local.warehouse import local_server
 

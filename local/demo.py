@@ -109,10 +109,8 @@ group by 1
 order by 2 desc
 """
 
-# Quoted values are folded so that reasons group by kind ("… fails the MST check digit").
 _TOP_REASONS_SQL = """
-select left(regexp_replace(reason, $$'[^']*'$$, '…', 'g'), 120) as reason, count(*)
-from ops.quarantine where resolved_at is null
+select left(reason, 120), sum(open_rows) from ops.open_quarantine
 group by 1 order by 2 desc limit 10
 """
 
@@ -183,7 +181,6 @@ def print_summary(warehouse_url: str, reports: list[dict], log_file: Path, secon
     print("  make psql            SQL shell on the warehouse; try:")
     print("      select source_id, entity, state, records_landed, records_quarantined")
     print("        from ops.load_batch order by batch_id desc limit 20;")
-    print("      select source_id, entity, reason, count(*) from ops.quarantine")
-    print("        where resolved_at is null group by 1, 2, 3 order by 4 desc;")
+    print("  make quarantine      what waits in quarantine, per source and reason, oldest first")
     expected = len(reports) > 0 and not failed_runs
     return expected and all(row[8] == 0 for row in per_source)

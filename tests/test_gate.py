@@ -161,3 +161,29 @@ def test_personal_data_stays_in_the_landing_zone_when_a_row_is_quarantined(wareh
         ).fetchone()
     assert payload == {k: v for k, v in landed.items() if k not in ("citizen_id", "phone", "email")}
     assert payload["full_name"] == "Nguyễn Thị Hoa" and landed["citizen_id"] == "037190000020"
+
+
+def test_open_quarantine_lists_problems_per_source_and_reason_oldest_first(warehouse_url):
+    from local.quarantine import format_rows, open_quarantine
+
+    run_gate(warehouse_url, _land(warehouse_url, _records(80, bad_every=20)))
+    assert {reason for _, _, reason, _, _ in open_quarantine(warehouse_url)} == {
+        "the record has no id",
+        "field_code is not a research field of QĐ 12/2008",
+        "end_date is before start_date",
+        "state budget is negative",
+    }
+    with psycopg.connect(warehouse_url) as conn:
+        conn.execute(
+            "update ops.quarantine set resolved_at = now(), resolution = 'test'"
+            " where reason = 'state budget is negative'"
+        )
+    rows = open_quarantine(warehouse_url)
+    assert [(s, e, r, n) for s, e, r, n, _ in rows] == [
+        (s, e, r, n) for s, e, r, n, _ in sorted(rows, key=lambda row: (row[4], row[2]))
+    ]
+    reasons = {reason: count for _, _, reason, count, _ in rows}
+    assert "state budget is negative" not in reasons  # resolved rows are not open
+    assert reasons and all(count > 0 for count in reasons.values())
+    assert open_quarantine(warehouse_url, "another_source") == []
+    assert "ninh_binh_registry / st_task" in format_rows(rows)
