@@ -61,11 +61,11 @@ from local.exchange.data import (
     draw_enterprises,
     format_iso,
 )
+from local.standin_http import is_count, is_loopback, json_object_body
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 5000
 MAX_PAGE = 1_000_000_000
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 HTML_ERROR_PAGE = (
     b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>"
     b"<h1>502 Bad Gateway</h1><p>The upstream server did not answer in time.</p>"
@@ -314,12 +314,12 @@ class ExchangeService:
                 self._key_revoked = kind == "revoke_api_key"
         elif kind == "status":
             status, retry_after = body.get("status"), body.get("retry_after", 1)
-            if status not in (429, 503) or not _is_count(count) or not _is_count(retry_after):
+            if status not in (429, 503) or not is_count(count) or not is_count(retry_after):
                 detail = 'body must be {"status": 429|503, "count": n >= 1, "retry_after": s >= 0}'
                 return problem(400, "bad_admin_request", detail, request)
             if count:
                 self._faults.append(Fault("status", count, status, retry_after))
-        elif kind in ("html", "truncated_json", "repeat_page") and _is_count(count):
+        elif kind in ("html", "truncated_json", "repeat_page") and is_count(count):
             if count:
                 self._faults.append(Fault(kind, count))
         else:
@@ -335,8 +335,8 @@ class ExchangeService:
         update, withdraw = body.get("update", 0), body.get("withdraw", 0)
         if (
             entity not in ENTITY_PATHS
-            or not _is_count(update)
-            or not _is_count(withdraw)
+            or not is_count(update)
+            or not is_count(withdraw)
             or set(body) - {"entity", "update", "withdraw"}
         ):
             detail = 'body must be {"entity": "listing"|"transaction", "update": n, "withdraw": m}'
@@ -373,30 +373,21 @@ class ExchangeService:
         return json_response({"entity": entity, "drifts": listed})
 
     async def get_stats(self, request: Request) -> Response:
-        if not _is_loopback(request):
+        if not is_loopback(request):
             return problem(403, "forbidden", "stand-in endpoints answer loopback only", request)
         return json_response({**self.data.stats(), "faults_queued": len(self._faults)})
 
 
-def _is_loopback(request: Request) -> bool:
-    return request.client is not None and request.client.host in LOOPBACK_HOSTS
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
 async def _admin_json(request: Request) -> dict[str, Any] | Response:
     """The JSON object body of a stand-in endpoint, or the problem to answer instead."""
-    if not _is_loopback(request):
+    if not is_loopback(request):
         return problem(403, "forbidden", "stand-in endpoints answer loopback only", request)
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        body = None
-    if not isinstance(body, dict):
-        return problem(400, "bad_admin_request", "body must be a JSON object", request)
-    return body
+    body = await json_object_body(request)
+    return (
+        problem(400, "bad_admin_request", "body must be a JSON object", request)
+        if body is None
+        else body
+    )
 
 
 # --- The application ------------------------------------------------------------------------

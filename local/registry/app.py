@@ -56,12 +56,12 @@ from local.registry.data import bad_share_ppm
 from local.registry.entities import ENTITY_OF_PATH, ENTITY_PATHS
 from local.registry.profiles import load_profiles
 from local.registry.registries import RegistryData
+from local.standin_http import is_count, is_loopback, json_object_body
 
 ENTITIES = tuple(ENTITY_PATHS.values())
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"'  # noqa: S105 (a header, not a secret)
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True)
@@ -344,8 +344,8 @@ class RegistryService:
         name = body.get("entity", "st_task")
         entity = ENTITY_OF_PATH.get(name, name) if isinstance(name, str) else None
         if (
-            not _is_count(update)
-            or not _is_count(delete)
+            not is_count(update)
+            or not is_count(delete)
             or set(body) - {"update", "delete", "entity"}
             or entity not in ENTITY_PATHS
         ):
@@ -358,7 +358,7 @@ class RegistryService:
         return json_response({"updated": updated, "deleted": deleted})
 
     async def get_stats(self, request: Request) -> Response:
-        if not _is_loopback(request):
+        if not is_loopback(request):
             return problem(403, "stand-in endpoints answer loopback clients only", request)
         return json_response(self.data.stats())
 
@@ -368,7 +368,7 @@ class RegistryService:
             return body
         status, count = body.get("status"), body.get("count", 1)
         retry_after = body.get("retry_after", 1)
-        if status not in (429, 503) or not _is_count(count) or not _is_count(retry_after):
+        if status not in (429, 503) or not is_count(count) or not is_count(retry_after):
             detail = 'body must be {"status": 429|503, "count": n >= 0, "retry_after": s >= 0}'
             return problem(400, detail, request)
         self._fault = (status, count, retry_after) if count > 0 else None
@@ -414,25 +414,12 @@ def _basic_credentials(authorization: str) -> tuple[str, str] | None:
     return unquote_plus(user), unquote_plus(password)
 
 
-def _is_loopback(request: Request) -> bool:
-    return request.client is not None and request.client.host in LOOPBACK_HOSTS
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
 async def _admin_json(request: Request) -> dict[str, Any] | Response:
     """The JSON object body of a stand-in endpoint, or the problem to answer instead."""
-    if not _is_loopback(request):
+    if not is_loopback(request):
         return problem(403, "stand-in endpoints answer loopback clients only", request)
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return problem(400, "body must be a JSON object", request)
-    if not isinstance(body, dict):
-        return problem(400, "body must be a JSON object", request)
-    return body
+    body = await json_object_body(request)
+    return problem(400, "body must be a JSON object", request) if body is None else body
 
 
 _HANDLERS = {HTTPException: http_error, Exception: internal_error}
