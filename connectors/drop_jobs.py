@@ -68,8 +68,8 @@ def land_dropped_files(warehouse_url: str, source_id: str, entity: str, location
                 rules = RecordRules(
                     envelope=drop_envelope,
                     standardiser=standardiser(CONTRACT, entity),
-                    on_landed=lambda c, batch_id, d=dropped: _record_landed(
-                        c, source_id, entity, d, batch_id
+                    on_landed=lambda c, batch_id, rows, d=dropped: _record_landed(
+                        c, source_id, entity, d, batch_id, rows
                     ),
                 )
                 try:
@@ -100,11 +100,13 @@ def land_dropped_files(warehouse_url: str, source_id: str, entity: str, location
 
 
 def _record_landed(
-    conn: psycopg.Connection, source_id: str, entity: str, dropped: DroppedFile, batch_id: int
+    conn: psycopg.Connection,
+    source_id: str,
+    entity: str,
+    dropped: DroppedFile,
+    batch_id: int,
+    rows: int,
 ) -> None:
-    (rows,) = conn.execute(
-        "select count(*) from raw.landed_record where batch_id = %s", (batch_id,)
-    ).fetchone()
     conn.execute(
         "insert into ops.drop_file (source_id, sha256, file_name, entity, size_bytes,"
         " modified_at, state, batch_id, rows_landed) values (%s, %s, %s, %s, %s, %s,"

@@ -96,8 +96,9 @@ class RecordRules:
     envelope: Envelope | None = None  # None: the record's own id / version / updated_at / deleted
     standardiser: Standardiser | None = None
     shape: Callable[[], ShapeMonitor] | None = None  # a fresh monitor per batch
-    # Runs inside the landing transaction once the rows are written (e.g. to record files).
-    on_landed: Callable[[psycopg.Connection, int], None] | None = None
+    # Runs inside the landing transaction once the rows are written (e.g. to record files),
+    # with the connection, the batch id and the number of records landed.
+    on_landed: Callable[[psycopg.Connection, int, int], None] | None = None
 
 
 NO_RULES = RecordRules()
@@ -226,7 +227,7 @@ def _land(
         # A batch that broke its contract raises here: nothing of it is committed.
         drift = shape.finish() if shape is not None else None
         if rules.on_landed is not None:
-            rules.on_landed(conn, batch_id)
+            rules.on_landed(conn, batch_id, landed)
         if high_watermark is not None:
             conn.execute(
                 "insert into ops.source_cursor (source_id, entity, high_watermark, batch_id)"
