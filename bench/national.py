@@ -41,7 +41,7 @@ import psycopg
 
 from bench.dlt_baseline import TUNED_LOADER_FILE_FORMAT, run_dlt, tuned_dlt_config
 from bench.extract_land import fresh_database, machine_description
-from connectors.catalogue import REGISTRY_ENTITIES, SPREADSHEET_ENTITIES, Source
+from connectors.catalogue import REGISTRY_ENTITIES, SPREADSHEET_ENTITIES, SYSTEMS, Source
 from connectors.jobs import REGISTRY_API_V1_PATHS
 from connectors.registry_api import MAX_PAGE_SIZE
 from connectors.warehouse import ensure_schema
@@ -142,17 +142,12 @@ def _jobs(
 
 
 def _source(source_id: str, province: str | None, system: str, entities: tuple[str, ...]) -> dict:
-    contract = {
-        "registry": "registry-api-v1",
-        "exchange": "exchange-api-v1",
-        "spreadsheet_drop": "spreadsheet-forms-v1",
-    }[system]
     source = Source(
         id=source_id,
         name=source_id,
         province_code=province,
         system=system,
-        contract=contract,
+        contract=SYSTEMS[system].contracts[0],
         connection_id=source_id,
         entities=entities,
         schedule="0 * * * *",
