@@ -53,8 +53,17 @@ SYSTEMS = {
 }
 
 _REQUIRED = ("id", "name", "system", "contract", "connection_id", "entities", "schedule", "owner")
-_OPTIONAL = ("province_code", "events", "docs")
+_OPTIONAL = ("province_code", "events", "docs", "quality")
 _EVENT_KEYS = ("subscription", "signing_secret")
+# Batch-level quality rules a source may tune (expectations.gate.BatchRules): share limits are
+# fractions in [0, 1], the others whole numbers.
+QUALITY_KEYS = {
+    "max_quarantined_share": float,
+    "share_min_rows": int,
+    "max_volume_drop": float,
+    "volume_window": int,
+    "volume_min_baseline": int,
+}
 _ID = re.compile(r"[a-z][a-z0-9_]*\Z")
 _PROVINCE_CODE = re.compile(r"\d\d\Z")
 
@@ -84,6 +93,7 @@ class Source:
     owner: str
     events: EventSubscription | None = None
     docs: str | None = None
+    quality: tuple[tuple[str, float | int], ...] = ()  # overrides of the gate's batch rules
 
 
 def catalogue_path() -> Path:
@@ -139,7 +149,9 @@ def _source(path: Path, node: yaml.Node) -> Source:
     missing = [key for key in _REQUIRED if key not in fields]
     if missing:
         raise CatalogueError(f"{where}: source is missing {', '.join(missing)}")
-    values = {key: _scalar(path, key, *fields[key]) for key in fields if key != "events"}
+    values = {
+        key: _scalar(path, key, *fields[key]) for key in fields if key not in ("events", "quality")
+    }
 
     for key in _REQUIRED:
         if key == "entities":
@@ -187,6 +199,7 @@ def _source(path: Path, node: yaml.Node) -> Source:
         owner=values["owner"],
         events=_events(path, fields["events"]) if "events" in fields else None,
         docs=docs,
+        quality=_quality(path, fields["quality"]) if "quality" in fields else (),
     )
 
 
@@ -225,6 +238,31 @@ def _events(path: Path, pair: tuple[yaml.Node, yaml.Node]) -> EventSubscription:
     if missing:
         raise CatalogueError(f"{_at(path, node)}: events is missing {', '.join(missing)}")
     return EventSubscription(**{key: fields[key][1].value for key in _EVENT_KEYS})
+
+
+def _quality(path: Path, pair: tuple[yaml.Node, yaml.Node]) -> tuple[tuple[str, Any], ...]:
+    key_node, node = pair
+    if not isinstance(node, yaml.MappingNode):
+        raise CatalogueError(f"{_at(path, key_node)}: quality must be a mapping")
+    settings = []
+    for key, (inner_key, value_node) in _mapping(path, node).items():
+        kind = QUALITY_KEYS.get(key)
+        if kind is None:
+            raise CatalogueError(
+                f"{_at(path, inner_key)}: unknown key {key!r} in quality"
+                f" (expected {', '.join(QUALITY_KEYS)})"
+            )
+        value = yaml.safe_load(yaml.serialize(value_node))
+        valid = (
+            isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+            if kind is float
+            else isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        )
+        if not valid:
+            expected = "a fraction between 0 and 1" if kind is float else "a whole number ≥ 1"
+            raise CatalogueError(f"{_at(path, value_node)}: quality.{key} must be {expected}")
+        settings.append((key, kind(value)))
+    return tuple(settings)
 
 
 def _mapping(path: Path, node: yaml.MappingNode) -> dict[str, tuple[yaml.Node, yaml.Node]]:

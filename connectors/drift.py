@@ -9,7 +9,10 @@ What counts, per batch:
 - *removed*: a field the schema requires, absent from every record of the batch (one record
   missing it is that record's problem, for the gate to quarantine);
 - *retyped*: a declared field whose value (null aside: nullability is a row rule) has a JSON
-  type the schema does not allow, in any record.
+  type the schema does not allow, in at least half of the batch's records (and five or more):
+  the source changed its format. In fewer records it is those records' problem: landing marks
+  them (`landing_issue`, unless the standardiser repaired the value, e.g. "850,5" → 850.5) and
+  the gate quarantines them, so one bad record does not hold up its source.
 
 Schemas are read from the contract's OpenAPI file: the record schema of entity `ip_right` is
 `components.schemas.IpRight` (the entity name in CamelCase), following `$ref`, `allOf`,
@@ -38,8 +41,11 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
     "null": (type(None),),
 }
-_TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array"}
+_TYPE_NAMES = {
+    str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object",
+}  # fmt: skip
 _EXAMPLES = 3  # record ids quoted per finding
+_RETYPED_DRIFT_MIN = 5  # records retyped before a batch-wide change counts as drift
 
 
 class SchemaDriftError(SourceResponseError):
@@ -95,15 +101,24 @@ class DriftMonitor:
                 self._finding(self._retyped, key).add(self._keyed(record), seen)
 
     def finish(self) -> dict[str, Any] | None:
-        """Raise SchemaDriftError on removed or retyped fields; else the added ones, or None."""
+        """Raise SchemaDriftError on removed or retyped fields; else a note of the fields added
+        and of those retyped in a few records only (for landing to mark), or None."""
         problems = []
         if self._records and self._not_seen_required:
             problems.append(
                 f"required field(s) {', '.join(sorted(self._not_seen_required))} missing from"
                 f" all {self._records} records"
             )
+        row_problems = {}
         for name, finding in sorted(self._retyped.items()):
             expected = "/".join(sorted(_TYPE_NAMES.get(t, "null") for t in self._fields[name]))
+            if finding.records < max(_RETYPED_DRIFT_MIN, self._records / 2):
+                row_problems[name] = {
+                    "records": finding.records,
+                    "examples": finding.examples,
+                    "expected": expected,
+                }
+                continue
             problems.append(
                 f"field {name!r} is {'/'.join(sorted(finding.seen))} in {finding.records} records"
                 f" (e.g. id {', '.join(finding.examples)}) but the contract says {expected}"
@@ -114,14 +129,15 @@ class DriftMonitor:
                 " Nothing of it was landed; update the contract (and its suite) if the change is"
                 " intended, or ask the source to restore its format."
             )
-        if not self._added:
-            return None
-        return {
-            "added": {
+        note: dict[str, Any] = {}
+        if self._added:
+            note["added"] = {
                 name: {"records": f.records, "examples": f.examples}
                 for name, f in sorted(self._added.items())
             }
-        }
+        if row_problems:
+            note["retyped_in_some_records"] = row_problems
+        return note or None
 
     def _keyed(self, record: dict[str, Any]) -> dict[str, Any]:
         return record if self._id_field == "id" else {"id": record.get(self._id_field)}

@@ -226,6 +226,8 @@ def _land(
                         high_watermark = updated_at
         # A batch that broke its contract raises here: nothing of it is committed.
         drift = shape.finish() if shape is not None else None
+        if drift and "retyped_in_some_records" in drift:
+            _mark_retyped(conn, batch_id, drift["retyped_in_some_records"])
         if rules.on_landed is not None:
             rules.on_landed(conn, batch_id, landed)
         if high_watermark is not None:
@@ -258,6 +260,31 @@ def _land(
         pages=pages,
         high_watermark=high_watermark,
     )
+
+
+_JSONB_TYPES = {"string", "number", "integer", "boolean", "array", "object"}
+
+
+def _mark_retyped(conn: psycopg.Connection, batch_id: int, fields: dict[str, Any]) -> None:
+    """Records of the batch whose value of a field still has a type the contract does not
+    allow after standardising get a landing issue saying so; the gate quarantines them."""
+    for name, finding in fields.items():
+        allowed = [t for t in finding["expected"].split("/") if t in _JSONB_TYPES]
+        jsonb_types = sorted({"number" if t == "integer" else t for t in allowed})
+        conn.execute(
+            "update raw.landed_record set landing_issue = concat_ws('; ', landing_issue,"
+            " format('%%s is %%s; the contract says %%s', %(field)s::text,"
+            " jsonb_typeof(coalesce(standardised, payload) -> %(field)s), %(expected)s::text))"
+            " where batch_id = %(batch)s"
+            " and jsonb_typeof(coalesce(standardised, payload) -> %(field)s) <> 'null'"
+            " and jsonb_typeof(coalesce(standardised, payload) -> %(field)s) <> all(%(types)s)",
+            {
+                "field": name,
+                "expected": finding["expected"],
+                "batch": batch_id,
+                "types": jsonb_types,
+            },
+        )
 
 
 class _End:

@@ -1,13 +1,23 @@
 """The quality gate: validate one landed batch with its GX suite, in the database.
 
-Every batch is checked by the landing suite (`landing.json`: the envelope and what landing could
-not repair) plus its entity's suite (`<contract>/<entity>.json`) when there is one. An entity
-suite comes with a typed projection (`<entity>.sql`) of `raw.landed` that also carries the
-landing columns. The gate exposes the batch through a temporary view of that projection,
-runs Great Expectations 1.x on it with SQL pushdown, and copies the rows that fail row-level
-expectations into `ops.quarantine` with GX's own unexpected-rows query, so no row travels to
-Python. The batch is marked `validated` only when every expectation succeeds within its
-`mostly` tolerance; otherwise it is marked `failed` and `GateFailedError` names what failed.
+Every batch is checked by the landing suite (`landing.json`: the envelope, what landing could
+not repair, personal data in clear) plus its entity's suite (`<contract>/<entity>.json`) when
+there is one. An entity suite comes with a typed projection (`<entity>.sql`) of `raw.landed`.
+
+How a batch is gated:
+1. The projection of the batch's rows is materialised once into an unlogged table
+   `ops.gate_batch_<id>` (GX then scans narrow typed rows, not jsonb, once per expectation).
+2. Great Expectations 1.x validates that table with SQL pushdown.
+3. Row level: rows failing a `blocking` expectation go to `ops.quarantine` with the reason and
+   the payload (without personal data), using GX's own unexpected-rows query, so no row travels
+   to Python; rows failing only `warning` expectations go to `ops.quality_warning` and are
+   published all the same.
+4. Batch level (`BatchRules`): the batch is blocked when the share of quarantined rows is above
+   a threshold, or when it is far smaller than the source's recent comparable batches.
+5. Quarantine that this run resolves is marked, never deleted: rows of the batch that now pass
+   (a replay after a rule or mapping fix), and older versions of records re-sent fixed.
+6. The ledger (`ops.load_batch`) gets passed / warned / quarantined counts and the state
+   (validated, or failed with what blocked it); an HTML report is written for the run.
 """
 
 from __future__ import annotations
@@ -16,8 +26,10 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Callable
+import statistics
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,29 +39,84 @@ from psycopg import sql
 log = logging.getLogger(__name__)
 
 SUITES_DIR = Path(__file__).resolve().parent
+LANDING_SUITE = SUITES_DIR / "landing.json"
 _SEEDS_DIR = SUITES_DIR.parent / "dbt_project" / "seeds"
+SEVERITIES = ("blocking", "warning")
+# Columns every projection carries before its own (the gate and the quarantine need them).
+LANDING_COLUMNS = (
+    "batch_id", "landed_id", "source_id", "record_id", "version", "updated_at", "deleted",
+    "landing_issue", "record",
+)  # fmt: skip
 
 
-def _research_field_codes() -> list[str]:
-    with (_SEEDS_DIR / "research_fields_qd12_2008.csv").open(encoding="utf-8") as seed:
-        return [row["field_code"] for row in csv.DictReader(seed) if row["field_level"] == "3"]
+@cache
+def _seed(name: str) -> tuple[dict[str, str], ...]:
+    with (_SEEDS_DIR / f"{name}.csv").open(encoding="utf-8") as seed:
+        return tuple(csv.DictReader(seed))
 
 
-# Values that suites refer to as {"$PARAMETER": name}, taken from the project's code lists so
-# the gate and the warehouse agree on them.
-SUITE_PARAMETERS: dict[str, Callable[[], Any]] = {
-    "research_field_codes": _research_field_codes,
+def _codes(seed: str, column: str, **where: str | Callable[[str], bool]) -> list[str]:
+    def keep(row: dict[str, str]) -> bool:
+        return all(test(row[k]) if callable(test) else row[k] == test for k, test in where.items())
+
+    return sorted({row[column] for row in _seed(seed) if keep(row)})
+
+
+def _current(valid_to: str) -> bool:
+    return valid_to == ""
+
+
+def _before_2025(valid_to: str) -> bool:
+    return valid_to != ""
+
+
+# Values suites refer to as {"$PARAMETER": name}, taken from the project's seeds so the gate and
+# the warehouse agree on the code lists.
+SUITE_PARAMETERS: dict[str, Callable[[], list[str]]] = {
+    "research_field_codes": lambda: _codes(
+        "research_fields_qd12_2008", "field_code", field_level="3"
+    ),
+    "province_codes_2025": lambda: _codes("admin_provinces", "code", valid_to=_current),
+    "province_codes_before_2025": lambda: _codes("admin_provinces", "code", valid_to=_before_2025),
+    "commune_codes_2025": lambda: _codes("admin_communes", "code", valid_to=_current),
+    "commune_codes_before_2025": lambda: _codes("admin_communes", "code", valid_to=_before_2025),
+    "vsic_2018_divisions": lambda: _codes("vsic_divisions", "division_code", vsic_version="2018"),
+    "vsic_2025_divisions": lambda: _codes("vsic_divisions", "division_code", vsic_version="2025"),
 }
 
 
 class GateFailedError(RuntimeError):
-    """The batch broke a blocking expectation; nothing of it is published."""
+    """The batch broke a batch-level rule; nothing of it is published."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRules:
+    """When a whole batch is blocked rather than published without its bad rows.
+
+    - `max_quarantined_share`: more quarantined rows than this share means something upstream
+      is broken (a mapping, a code list), not a few bad records. Only for batches of at least
+      `share_min_rows` rows: in a batch of two records one bad record says nothing of the source.
+    - `max_volume_drop`: a batch with fewer rows than (1 - this) × the median of the source's
+      last `volume_window` comparable batches (same entity, same kind: full or incremental)
+      is blocked, e.g. a registry that suddenly sends 90% fewer records. Only applies once the
+      median reaches `volume_min_baseline` rows: small incremental batches vary by nature.
+    """
+
+    max_quarantined_share: float = 0.10
+    share_min_rows: int = 20
+    max_volume_drop: float = 0.90
+    volume_window: int = 5
+    volume_min_baseline: int = 100
+
+    @classmethod
+    def from_mapping(cls, settings: dict[str, Any] | None) -> BatchRules:
+        return cls(**(settings or {}))
 
 
 @dataclass(frozen=True, slots=True)
 class ExpectationOutcome:
     name: str  # e.g. not_null(record_id)
-    success: bool
+    severity: str
     unexpected: int
     reason: str
 
@@ -58,16 +125,14 @@ class ExpectationOutcome:
 class GateResult:
     batch_id: int
     rows: int
-    passed: int
-    quarantined: int
+    passed: int  # rows with no issue
+    warned: int  # rows published with a warning
+    quarantined: int  # rows held back
     success: bool
+    blocked_reason: str | None = None
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
-
-    def failures(self) -> list[ExpectationOutcome]:
-        return [o for o in self.outcomes if not o.success]
-
-
-LANDING_SUITE = SUITES_DIR / "landing.json"
+    resolved: int = 0  # quarantine rows this run resolved
+    report: Path | None = None
 
 
 def suite_path(contract: str, entity: str) -> Path:
@@ -79,61 +144,103 @@ def load_suite(contract: str, entity: str) -> tuple[dict[str, Any], str]:
     landing = json.loads(LANDING_SUITE.read_text(encoding="utf-8"))
     entity_file = suite_path(contract, entity)
     if not entity_file.exists():
-        projection = LANDING_SUITE.with_name(landing["meta"]["projection"])
-        suite = {**landing, "name": f"{contract}.{entity}"}
-        return suite, projection.read_text(encoding="utf-8")
-    own = json.loads(entity_file.read_text(encoding="utf-8"))
-    suite = {**own, "expectations": landing["expectations"] + own["expectations"]}
-    names = [_expectation_name(e) for e in suite["expectations"]]
-    if len(set(names)) != len(names):
-        raise ValueError(
-            f"{entity_file}: two expectations of the same type on the same column"
-            " (the landing checks of landing.json apply to every entity already)"
-        )
-    projection = entity_file.with_name(own["meta"]["projection"])
+        suite, where = {**landing, "name": f"{contract}.{entity}"}, LANDING_SUITE
+    else:
+        own = json.loads(entity_file.read_text(encoding="utf-8"))
+        suite = {**own, "expectations": landing["expectations"] + own["expectations"]}
+        where = entity_file
+    _check_suite(suite, where)
+    projection = where.with_name(suite["meta"]["projection"])
     return suite, projection.read_text(encoding="utf-8")
 
 
-def run_gate(warehouse_url: str, batch_id: int) -> GateResult:
-    """Validate landed batch `batch_id`; quarantine failing rows; raise if the batch is blocked."""
+def _check_suite(suite: dict[str, Any], where: Path) -> None:
+    names = [_expectation_name(e) for e in suite["expectations"]]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"{where}: two expectations of the same type on the same column"
+            " (the landing checks of landing.json apply to every entity already)"
+        )
+    for name, expectation in zip(names, suite["expectations"], strict=True):
+        meta = expectation.get("meta", {})
+        if meta.get("severity") not in SEVERITIES:
+            raise ValueError(f"{where}: {name} needs meta.severity, one of {SEVERITIES}")
+        if not meta.get("reason"):
+            raise ValueError(f"{where}: {name} needs meta.reason")
+        if "mostly" in expectation["kwargs"]:
+            raise ValueError(
+                f"{where}: {name} sets `mostly`; how many bad rows a batch may have is a"
+                " batch rule (BatchRules), row-level expectations quarantine every failing row"
+            )
+
+
+def suites_referring_to(entity: str) -> list[tuple[str, str]]:
+    """(contract, entity) of every suite whose reference checks read `entity`."""
+    found = []
+    for path in sorted(SUITES_DIR.glob("*/*.json")):
+        meta = json.loads(path.read_text(encoding="utf-8")).get("meta", {})
+        if entity in meta.get("references", ()):
+            found.append((path.parent.name.replace("_", "-"), path.stem))
+    return found
+
+
+def run_gate(
+    warehouse_url: str,
+    batch_id: int,
+    rules: BatchRules | None = None,
+    report_dir: Path | None = None,
+) -> GateResult:
+    """Validate landed batch `batch_id`; quarantine failing rows; raise if the batch is blocked.
+
+    Running it again on a batch re-checks it with the current suite (a replay): rows that now
+    pass leave quarantine, rows that now fail enter it.
+    """
+    rules = rules or BatchRules()
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         batch = conn.execute(
-            "select entity, contract, state from ops.load_batch where batch_id = %s", (batch_id,)
+            "select source_id, entity, contract, state, released_at is not null"
+            " from ops.load_batch where batch_id = %s",
+            (batch_id,),
         ).fetchone()
         if batch is None:
             raise ValueError(f"no load batch {batch_id}")
-        entity, contract, state = batch
-        if state not in ("landed", "validated"):
-            raise ValueError(f"batch {batch_id} is {state}; only landed batches can be validated")
+        source_id, entity, contract, state, released = batch
+        if state == "extracting":
+            raise ValueError(f"batch {batch_id} is still extracting; it cannot be validated yet")
         suite, projection = load_suite(contract, entity)
-
-        view = sql.Identifier("ops", f"gate_batch_{batch_id}")
-        conn.execute(
-            sql.SQL(
-                "create or replace view {} as select * from ({}) as typed where batch_id = {}"
-            ).format(view, sql.SQL(projection), sql.Literal(batch_id))
-        )
+        table = f"gate_batch_{batch_id}"
+        personal, skip = _pii_fields(contract, entity)
+        gx_suite, code_checks = _code_list_checks_in_sql(conn, suite)
+        rows = _materialise(conn, table, projection, batch_id, skip, code_checks)
         try:
-            (rows,) = conn.execute(sql.SQL("select count(*) from {}").format(view)).fetchone()
-            results = _validate(warehouse_url, f"gate_batch_{batch_id}", suite) if rows else []
-            personal = _personal_fields(contract, entity)
-            result = _record_outcome(conn, batch_id, rows, suite, results, personal)
+            results = _validate(warehouse_url, table, gx_suite) if rows else []
+            result = _record_outcome(
+                conn, batch_id, state, rows, suite, results, personal, rules, released
+            )
         finally:
-            conn.execute(sql.SQL("drop view if exists {}").format(view))
+            conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier("ops", table)))
 
+    from expectations.report import write_report
+
+    result = write_report(result, source_id, entity, suite, report_dir)
     log.info(
-        "batch %s: %s rows, %s passed, %s quarantined, gate %s",
+        "batch %s (%s/%s): %s rows, %s passed, %s warned, %s quarantined, %s resolved; gate %s;"
+        " report file://%s",
         batch_id,
+        source_id,
+        entity,
         result.rows,
         result.passed,
+        result.warned,
         result.quarantined,
-        "passed" if result.success else "FAILED",
+        result.resolved,
+        "passed" if result.success else f"BLOCKED ({result.blocked_reason})",
+        result.report,
     )
     if not result.success:
-        details = "; ".join(
-            f"{o.name}: {o.unexpected} rows ({o.reason})" for o in result.failures()
+        raise GateFailedError(
+            f"batch {batch_id} blocked by its quality gate: {result.blocked_reason}"
         )
-        raise GateFailedError(f"batch {batch_id} blocked by its quality gate: {details}")
     return result
 
 
@@ -147,6 +254,208 @@ def publish_batch(warehouse_url: str, batch_id: int) -> None:
         ).fetchone()
         if updated is None:
             raise ValueError(f"batch {batch_id} is not validated; refusing to publish it")
+
+
+def replay_quarantine(
+    warehouse_url: str,
+    source_id: str | None = None,
+    batch_id: int | None = None,
+    entity: str | None = None,
+    rules: BatchRules | None = None,
+) -> list[GateResult]:
+    """Re-check the batches holding open quarantine (of a source, entity or batch) with the
+    current suites and code lists, e.g. after a rule or mapping fix; publish those that pass.
+
+    Rows that pass now are resolved ("replayed"); rows that still fail stay open. Batches that
+    are still blocked are reported in the results (success False), not raised.
+    """
+    with psycopg.connect(warehouse_url) as conn:
+        batch_ids = [
+            row[0]
+            for row in conn.execute(
+                "select distinct q.batch_id from ops.quarantine as q"
+                " where q.resolved_at is null"
+                " and (%(source)s::text is null or q.source_id = %(source)s)"
+                " and (%(entity)s::text is null or q.entity = %(entity)s)"
+                " and (%(batch)s::bigint is null or q.batch_id = %(batch)s)"
+                " order by 1",
+                {"source": source_id, "entity": entity, "batch": batch_id},
+            )
+        ]
+    return _regate(warehouse_url, batch_ids, rules)
+
+
+def recheck_references(warehouse_url: str, entity: str) -> list[GateResult]:
+    """After a batch of `entity` was published: re-check the open quarantine of the entities
+    whose reference checks read it (e.g. reports that arrived before their task)."""
+    results = []
+    for _contract, referring in suites_referring_to(entity):
+        results += replay_quarantine(warehouse_url, entity=referring)
+    return results
+
+
+def release_batch(warehouse_url: str, batch_id: int, note: str) -> GateResult:
+    """An operator confirms that a batch blocked by a batch-level rule is genuine (e.g. the
+    registry really archived most of its records): re-gate it without the batch-level rules
+    (rows still need to pass their expectations) and publish it."""
+    if not note.strip():
+        raise ValueError("say why the batch is released (it is recorded in the ledger)")
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        updated = conn.execute(
+            "update ops.load_batch set released_at = now(), release_note = %s"
+            " where batch_id = %s and state = 'failed' and blocked_reason is not null"
+            " returning batch_id",
+            (note, batch_id),
+        ).fetchone()
+    if updated is None:
+        raise ValueError(f"batch {batch_id} is not blocked by a batch-level rule")
+    (result,) = _regate(warehouse_url, [batch_id], None)
+    return result
+
+
+def _regate(
+    warehouse_url: str, batch_ids: Iterable[int], rules: BatchRules | None
+) -> list[GateResult]:
+    results = []
+    for batch_id in batch_ids:
+        try:
+            result = run_gate(warehouse_url, batch_id, rules)
+        except GateFailedError as error:
+            log.warning("%s", error)
+            with psycopg.connect(warehouse_url) as conn:
+                rows, quarantined, reason = conn.execute(
+                    "select records_landed, records_quarantined, blocked_reason"
+                    " from ops.load_batch where batch_id = %s",
+                    (batch_id,),
+                ).fetchone()
+            results.append(GateResult(batch_id, rows, 0, 0, quarantined, False, reason))
+            continue
+        publish_batch(warehouse_url, batch_id)
+        results.append(result)
+    return results
+
+
+# GX names of rewritten code-list checks → the suite's own names (for outcomes, quarantine).
+_UNKNOWN_CODE_NAMES: dict[str, str] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class CodeListCheck:
+    column: sql.Composable  # the value when it is not in the list, else null
+    join: sql.Composable  # the list, joined to the batch's rows
+
+
+def _code_list_checks_in_sql(
+    conn: psycopg.Connection, suite: dict[str, Any]
+) -> tuple[dict[str, Any], list[CodeListCheck]]:
+    """In-set checks against a code list ({"$PARAMETER": name}) run as SQL joins to
+    `ops.code_list`: GX inlines a value set into every query it compiles and copies it through
+    its configuration objects, which takes seconds per expectation for the 10,047 communes.
+
+    Returns the suite GX runs (each such check becomes a not-null check of a column holding the
+    value when it is not in the list) and the columns to add to the batch table.
+    """
+    expectations, columns, lists = [], [], set()
+    for expectation in suite["expectations"]:
+        value_set = expectation["kwargs"].get("value_set")
+        if expectation["type"] != "expect_column_values_to_be_in_set" or not (
+            isinstance(value_set, dict) and "$PARAMETER" in value_set
+        ):
+            expectations.append(expectation)
+            continue
+        column, list_name = expectation["kwargs"]["column"], value_set["$PARAMETER"]
+        lists.add(list_name)
+        unknown = f"unknown_{column}"
+        # A left join per list (a hash join over the batch), not a look-up per row.
+        alias = sql.Identifier(f"code_list_{len(columns)}")
+        columns.append(
+            CodeListCheck(
+                sql.SQL(
+                    "case when typed.{column} is not null and {alias}.code is null"
+                    " then typed.{column}::text end as {unknown}"
+                ).format(
+                    column=sql.Identifier(column), alias=alias, unknown=sql.Identifier(unknown)
+                ),
+                sql.SQL(
+                    "left join (select code from ops.code_list where list_name = {list}) as {alias}"
+                    " on {alias}.code = typed.{column}::text"
+                ).format(list=sql.Literal(list_name), alias=alias, column=sql.Identifier(column)),
+            )
+        )
+        rewritten = {
+            "type": "expect_column_values_to_be_null",
+            "kwargs": {"column": unknown},
+            "meta": expectation.get("meta", {}),
+        }
+        _UNKNOWN_CODE_NAMES[_expectation_name(rewritten)] = _expectation_name(expectation)
+        expectations.append(rewritten)
+    _sync_code_lists(conn, sorted(lists))
+    return {**suite, "expectations": expectations}, columns
+
+
+def _sync_code_lists(conn: psycopg.Connection, names: list[str]) -> None:
+    """Load the code lists into ops.code_list where the table's copy differs from the seeds."""
+    for name in names:
+        codes = sorted(SUITE_PARAMETERS[name]())
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (name,))
+            stored = conn.execute(
+                "select coalesce(array_agg(code order by code), '{}') from ops.code_list"
+                " where list_name = %s",
+                (name,),
+            ).fetchone()[0]
+            if stored == codes:
+                continue
+            conn.execute("delete from ops.code_list where list_name = %s", (name,))
+            with conn.cursor().copy("copy ops.code_list (list_name, code) from stdin") as copy:
+                for code in codes:
+                    copy.write_row((name, code))
+
+
+def _materialise(
+    conn: psycopg.Connection,
+    table: str,
+    projection: str,
+    batch_id: int,
+    skip: tuple[str, ...],
+    code_checks: list[CodeListCheck],
+) -> int:
+    """The batch's typed rows, with what the personal-data scan and the code-list checks
+    found, as a narrow table."""
+    projection_sql = sql.SQL(projection.strip().rstrip(";"))
+    described = conn.execute(
+        sql.SQL("select * from ({}) as typed limit 0").format(projection_sql)
+    ).description
+    columns = [column.name for column in described or ()]
+    missing = [c for c in LANDING_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"the projection of batch {batch_id} lacks the landing columns {missing}")
+    target = sql.Identifier("ops", table)
+    conn.execute(sql.SQL("drop table if exists {}").format(target))
+    conn.execute(
+        sql.SQL(
+            "create unlogged table {target} as"
+            " select {columns},"
+            # the cheap pre-filter inline: most records have nothing to look at more closely
+            " case when (typed.record - {skip}::text[])::text ~ ops.personal_data_pattern('any')"
+            " then ops.personal_data_in(typed.record, {skip}) end as personal_data_in_clear"
+            " from ({projection}) as typed {joins} where typed.batch_id = {batch_id}"
+        ).format(
+            target=target,
+            columns=sql.SQL(", ").join(
+                [sql.Identifier("typed", c) for c in columns if c != "record"]
+                + [check.column for check in code_checks]
+            ),
+            joins=sql.SQL(" ").join(check.join for check in code_checks),
+            skip=sql.Literal(list(skip)),
+            projection=projection_sql,
+            batch_id=sql.Literal(batch_id),
+        )
+    )
+    conn.execute(sql.SQL("create index on {} (landed_id)").format(target))
+    conn.execute(sql.SQL("analyze {}").format(target))
+    (rows,) = conn.execute(sql.SQL("select count(*) from {}").format(target)).fetchone()
+    return int(rows)
 
 
 def _validate(warehouse_url: str, table: str, suite: dict[str, Any]) -> list[Any]:
@@ -184,99 +493,229 @@ def _validate(warehouse_url: str, table: str, suite: dict[str, Any]) -> list[Any
 def _record_outcome(
     conn: psycopg.Connection,
     batch_id: int,
+    state: str,
     rows: int,
     suite: dict[str, Any],
     results: list[Any],
     personal: tuple[str, ...],
+    rules: BatchRules,
+    released: bool,
 ) -> GateResult:
     outcomes: list[ExpectationOutcome] = []
-    by_name = {_expectation_name(r.expectation_config.to_json_dict()): r for r in results}
+    by_name = {
+        _UNKNOWN_CODE_NAMES.get(name, name): r
+        for r in results
+        for name in [_expectation_name(r.expectation_config.to_json_dict())]
+    }
     with conn.transaction():
+        # What fails in this run, to tell what a re-run resolved.
+        conn.execute(
+            "create temporary table if not exists gate_failing"
+            " (landed_id bigint, expectation text) on commit drop"
+        )
         for expectation in suite["expectations"] if results else []:
-            result = by_name.get(_expectation_name(expectation))
+            name = _expectation_name(expectation)
+            result = by_name.get(name)
             if result is None:
-                raise RuntimeError(
-                    f"GX returned no result for {_expectation_name(expectation)}; "
-                    f"got {sorted(by_name)}"
-                )
+                raise RuntimeError(f"GX returned no result for {name}; got {sorted(by_name)}")
             if result.exception_info and result.exception_info.get("raised_exception"):
                 raise RuntimeError(
-                    f"expectation {expectation['type']} could not run: "
+                    f"expectation {name} could not run: "
                     f"{result.exception_info.get('exception_message')}"
                 )
-            name = _expectation_name(expectation)
+            meta = expectation["meta"]
             unexpected = int(result.result.get("unexpected_count") or 0)
-            meta = expectation.get("meta", {})
-            reason = meta.get("reason", name)
-            outcomes.append(ExpectationOutcome(name, bool(result.success), unexpected, reason))
+            outcomes.append(ExpectationOutcome(name, meta["severity"], unexpected, meta["reason"]))
             query = result.result.get("unexpected_index_query")
-            if unexpected and query:
-                _quarantine(conn, batch_id, name, meta, query, personal)
-        (quarantined,) = conn.execute(
-            "select count(distinct landed_id) from ops.quarantine where batch_id = %s", (batch_id,)
+            if unexpected and not query:
+                raise RuntimeError(f"GX gave no query for the {unexpected} rows failing {name}")
+            if unexpected:
+                _hold_rows(conn, batch_id, name, expectation["kwargs"], meta, query, personal)
+        conn.execute("analyze gate_failing")  # a temporary table has no statistics otherwise
+        resolved = _resolve(conn, batch_id)
+        quarantined, warned = conn.execute(
+            "select"
+            " (select count(distinct landed_id) from ops.quarantine"
+            "  where batch_id = %(b)s and resolved_at is null),"
+            " (select count(distinct w.landed_id) from ops.quality_warning as w"
+            "  where w.batch_id = %(b)s and not exists (select 1 from ops.quarantine as q"
+            "  where q.landed_id = w.landed_id and q.resolved_at is null))",
+            {"b": batch_id},
         ).fetchone()
-        success = all(o.success for o in outcomes)
-        if success:
+        blocked = None if released else _batch_rule_broken(conn, batch_id, rows, quarantined, rules)
+        passed = rows - quarantined - warned
+        if blocked is None:
+            new_state = "published" if state == "published" else "validated"
             conn.execute(
-                "update ops.load_batch set state = 'validated', validated_at = now(),"
-                " records_passed = %s, records_quarantined = %s, error = null"
-                " where batch_id = %s",
-                (rows - quarantined, quarantined, batch_id),
+                "update ops.load_batch set state = %s, validated_at = now(),"
+                " records_passed = %s, records_warned = %s, records_quarantined = %s,"
+                " blocked_reason = null, error = null where batch_id = %s",
+                (new_state, passed, warned, quarantined, batch_id),
             )
         else:
-            failed = ", ".join(o.name for o in outcomes if not o.success)
             conn.execute(
                 "update ops.load_batch set state = 'failed', failed_at = now(),"
-                " records_passed = %s, records_quarantined = %s, error = %s where batch_id = %s",
-                (rows - quarantined, quarantined, f"quality gate failed: {failed}", batch_id),
+                " records_passed = %s, records_warned = %s, records_quarantined = %s,"
+                " blocked_reason = %s, error = %s where batch_id = %s and state <> 'published'",
+                (passed, warned, quarantined, blocked, f"quality gate: {blocked}", batch_id),
             )
-    return GateResult(batch_id, rows, rows - quarantined, quarantined, success, outcomes)
+    return GateResult(
+        batch_id, rows, passed, warned, quarantined, blocked is None, blocked, outcomes, resolved
+    )
 
 
-def _quarantine(
+def _hold_rows(
     conn: psycopg.Connection,
     batch_id: int,
     expectation: str,
+    kwargs: dict[str, Any],
     meta: dict[str, Any],
     unexpected_rows_query: str,
     personal: tuple[str, ...],
 ) -> None:
-    reason = sql.Literal(meta.get("reason", expectation))
+    """Quarantine (blocking) or flag (warning) the rows GX's query returns."""
+    reason = sql.Literal(meta["reason"])
     reason_vi = sql.Literal(meta.get("reason_vi"))
     if "reason_column" in meta:  # the row says what is wrong with it, e.g. landing_issue
-        detail = sql.SQL("r.") + sql.Identifier(meta["reason_column"])
+        detail = sql.SQL("failing.") + sql.Identifier(meta["reason_column"])
         reason = sql.SQL("{} || ': ' || {}").format(reason, detail)
         reason_vi = sql.SQL("{} || ': ' || {}").format(reason_vi, detail)
-    # GX's query selects the failing rows of the batch view; it is SQL GX compiled from our own
+    # GX's query selects the failing rows of the batch table; it is SQL GX compiled from our own
     # suite, so it is embedded as-is.
+    failing = sql.SQL(
+        "(select gate.* from ops.{table} as gate where gate.landed_id in"
+        " (select unexpected.landed_id from ({query}) as unexpected) and {ignored}) as failing"
+    ).format(
+        table=sql.Identifier(f"gate_batch_{batch_id}"),
+        query=sql.SQL(unexpected_rows_query.strip().rstrip(";")),
+        ignored=_not_ignored(kwargs),
+    )
+    values = {"expectation": sql.Literal(expectation), "reason": reason, "reason_vi": reason_vi}
+    if meta["severity"] == "warning":
+        conn.execute(
+            sql.SQL(
+                "insert into ops.quality_warning (batch_id, landed_id, source_id, entity,"
+                " record_id, expectation, reason, reason_vi)"
+                " select r.batch_id, r.landed_id, r.source_id, r.entity, r.record_id,"
+                " {expectation}, {reason}, {reason_vi}"
+                " from {failing} join raw.landed_record as r using (landed_id)"
+                " on conflict (landed_id, expectation) do update"
+                " set reason = excluded.reason, reason_vi = excluded.reason_vi"
+            ).format(failing=failing, **values)
+        )
+        return
+    conn.execute(
+        "insert into gate_failing select landed_id, %s from " + failing.as_string(conn),
+        (expectation,),
+    )
+    # A row that failed before, was resolved and fails again is open again: it must not be
+    # published while it fails.
     conn.execute(
         sql.SQL(
             "insert into ops.quarantine (batch_id, landed_id, source_id, entity, record_id,"
             " version, expectation, reason, reason_vi, payload)"
             " select r.batch_id, r.landed_id, r.source_id, r.entity, r.record_id, r.version,"
-            " {expectation}, {reason}, {reason_vi}, r.payload - {personal}::text[]"
-            " from raw.landed_record as r"
-            " where r.batch_id = {batch_id} and r.landed_id in"
-            " (select failing.landed_id from ({query}) as failing)"
-            " on conflict (landed_id, expectation) do nothing"
-        ).format(
-            expectation=sql.Literal(expectation),
-            reason=reason,
-            reason_vi=reason_vi,
-            batch_id=sql.Literal(batch_id),
-            # Personal data stays in the landing zone: the quarantine keeps the rest.
-            personal=sql.Literal(list(personal)),
-            query=sql.SQL(unexpected_rows_query.strip().rstrip(";")),
-        )
+            " {expectation}, {reason}, {reason_vi},"
+            " ops.without_personal_data(r.payload, {personal})"
+            " from {failing} join raw.landed_record as r using (landed_id)"
+            " on conflict (landed_id, expectation) do update"
+            " set resolved_at = null, resolution = null, reason = excluded.reason,"
+            " reason_vi = excluded.reason_vi"
+            " where ops.quarantine.resolved_at is not null"
+            " or ops.quarantine.reason <> excluded.reason"
+        ).format(failing=failing, personal=sql.Literal(list(personal)), **values)
     )
 
 
-def _personal_fields(contract: str, entity: str) -> tuple[str, ...]:
-    """Fields the contract's field spec declares personal data (kind `personal`)."""
+def _not_ignored(kwargs: dict[str, Any]) -> sql.Composable:
+    """The rows a column-pair expectation ignores, left out of its failing rows: GX 1.x counts
+    them right, but for some pair expectations (e.g. equality) its unexpected-rows query returns
+    rows with a missing value all the same."""
+    pair = [sql.Identifier("gate", kwargs[k]) for k in ("column_A", "column_B") if k in kwargs]
+    ignore = kwargs.get("ignore_row_if")
+    if len(pair) != 2 or ignore in (None, "neither"):
+        return sql.SQL("true")
+    a, b = pair
+    if ignore == "both_values_are_missing":
+        return sql.SQL("({} is not null or {} is not null)").format(a, b)
+    if ignore == "either_value_is_missing":
+        return sql.SQL("({} is not null and {} is not null)").format(a, b)
+    raise ValueError(f"ignore_row_if {ignore!r} is not supported by the gate")
+
+
+def _resolve(conn: psycopg.Connection, batch_id: int) -> int:
+    """Resolve what this run shows fixed; returns how many quarantine rows it resolved."""
+    # Rows of this batch that no longer fail an expectation they failed before (replay).
+    replayed = conn.execute(
+        "update ops.quarantine as q set resolved_at = now(),"
+        " resolution = 'replayed: passes the current rules'"
+        " where q.batch_id = %s and q.resolved_at is null and not exists"
+        " (select 1 from gate_failing as f"
+        "  where f.landed_id = q.landed_id and f.expectation = q.expectation)",
+        (batch_id,),
+    ).rowcount
+    # Older versions of records this batch re-sent: fixed when the new version passed.
+    superseded = conn.execute(
+        "update ops.quarantine as q set resolved_at = now(), resolution = case"
+        " when failing.landed_id is null"
+        "  then format('fixed: version %%s re-sent (landed_id %%s, batch %%s) passed the gate',"
+        "   newer.version, newer.landed_id, newer.batch_id)"
+        " else format('superseded: version %%s re-sent (landed_id %%s), itself quarantined',"
+        "   newer.version, newer.landed_id) end"
+        " from raw.landed_record as newer"
+        " left join (select distinct landed_id from gate_failing) as failing"
+        "  on failing.landed_id = newer.landed_id"
+        " where newer.batch_id = %s and q.resolved_at is null"
+        " and q.source_id = newer.source_id and q.entity = newer.entity"
+        " and q.record_id = newer.record_id and q.batch_id <> newer.batch_id"
+        " and q.version <= newer.version",
+        (batch_id,),
+    ).rowcount
+    return replayed + superseded
+
+
+def _batch_rule_broken(
+    conn: psycopg.Connection, batch_id: int, rows: int, quarantined: int, rules: BatchRules
+) -> str | None:
+    if rows >= rules.share_min_rows and quarantined / rows > rules.max_quarantined_share:
+        return (
+            f"{quarantined} of {rows} rows ({quarantined / rows:.1%}) quarantined, more than"
+            f" the {rules.max_quarantined_share:.0%} a batch may have"
+        )
+    recent = [
+        count
+        for (count,) in conn.execute(
+            "select b.records_landed from ops.load_batch as b, ops.load_batch as this"
+            " where this.batch_id = %s and b.source_id = this.source_id"
+            " and b.entity = this.entity and b.batch_id < this.batch_id"
+            " and b.state in ('validated', 'published')"
+            " and (b.updated_since is null) = (this.updated_since is null)"
+            " order by b.batch_id desc limit %s",
+            (batch_id, rules.volume_window),
+        )
+    ]
+    if not recent:
+        return None
+    median = statistics.median(recent)
+    if median >= rules.volume_min_baseline and rows < (1 - rules.max_volume_drop) * median:
+        return (
+            f"volume dropped: {rows} rows against a median of {median:g} over the last"
+            f" {len(recent)} comparable batches ({1 - rows / median:.0%} fewer, at most"
+            f" {rules.max_volume_drop:.0%} allowed); if it is genuine, release the batch"
+        )
+    return None
+
+
+def _pii_fields(contract: str, entity: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The fields declared personal data, and the fields the personal-data scan skips (those
+    and enterprise codes, whose 10 digits read like a phone number)."""
     from connectors.contract_rules import standardiser
 
     spec = standardiser(contract, entity)
-    return spec.personal_fields if spec is not None else ()
+    if spec is None:
+        return (), ()
+    codes = tuple(name for name, f in spec.fields.items() if f.kind == "mst")
+    return spec.personal_fields, spec.personal_fields + codes
 
 
 def _expectation_name(expectation: dict[str, Any]) -> str:

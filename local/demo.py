@@ -21,6 +21,7 @@ import psycopg
 from connectors.catalogue import load_catalogue
 from connectors.warehouse import ensure_schema
 from dags.sync_dag_factory import WAREHOUSE_DAG_ID
+from expectations.report import reports_dir
 from local.airflow_env import airflow_settings, connection_env, migrate_metadata_db
 from local.dbt import build_manifest
 from local.standins import run_standins
@@ -92,6 +93,7 @@ select
     sum(records_extracted) as extracted,
     sum(records_landed) as landed,
     sum(records_passed) as passed,
+    sum(records_warned) as warned,
     sum(records_quarantined) as quarantined,
     count(*) filter (where state = 'published') as published,
     count(*) filter (where state = 'failed') as failed,
@@ -109,9 +111,29 @@ group by 1
 order by 2 desc
 """
 
+# The three most frequent open reasons of each source.
 _TOP_REASONS_SQL = """
-select left(reason, 120), sum(open_rows) from ops.open_quarantine
-group by 1 order by 2 desc limit 10
+select source_id, reason, rows
+from (
+    select
+        source_id, left(reason, 110) as reason, sum(open_rows) as rows,
+        row_number() over (partition by source_id order by sum(open_rows) desc) as n
+    from ops.open_quarantine
+    group by source_id, left(reason, 110)
+) as ranked
+where n <= 3
+order by source_id, rows desc
+"""
+
+# Warnings grouped like ops.open_quarantine groups reasons: quoted values folded to "…".
+_TOP_WARNINGS_SQL = """
+select left(regexp_replace(reason, $$(^|[^[:alnum:]])'[^']*'$$, '\\1…', 'g'), 110), count(*)
+from ops.quality_warning group by 1 order by 2 desc limit 5
+"""
+
+_BLOCKED_SQL = """
+select batch_id, source_id, entity, blocked_reason from ops.load_batch
+where state = 'failed' and blocked_reason is not null order by batch_id
 """
 
 
@@ -120,6 +142,8 @@ def print_summary(warehouse_url: str, reports: list[dict], log_file: Path, secon
         per_source = conn.execute(_PER_SOURCE_SQL).fetchall()
         repairs = conn.execute(_REPAIRS_SQL).fetchall()
         reasons = conn.execute(_TOP_REASONS_SQL).fetchall()
+        warnings = conn.execute(_TOP_WARNINGS_SQL).fetchall()
+        blocked = conn.execute(_BLOCKED_SQL).fetchall()
         rejected = conn.execute(
             "select file_name, error from ops.drop_file where state = 'rejected'"
         ).fetchall()
@@ -134,23 +158,27 @@ def print_summary(warehouse_url: str, reports: list[dict], log_file: Path, secon
                 conn.execute(f"select count(*) from {table}").fetchone()[0] if exists else None
             )
 
-    print("\nPer source (all batches so far):")
-    header = ("source", "ent.", "extracted", "landed", "passed", "quarant.", "published", "failed")
-    print("  {:<24}{:>5}{:>11}{:>9}{:>9}{:>10}{:>10}{:>8}".format(*header))
+    print("\nPer source (all batches so far; rows passed / published with a warning / held):")
+    header = (
+        "source", "ent.", "extracted", "landed", "passed", "warned", "quarant.", "published",
+        "failed",
+    )  # fmt: skip
+    print("  {:<24}{:>5}{:>10}{:>8}{:>8}{:>8}{:>10}{:>10}{:>7}".format(*header))
     for (
         source_id,
         entities,
         extracted,
         landed,
         passed,
+        warned,
         quarantined,
         published,
         failed,
         _,
     ) in per_source:
         print(
-            f"  {source_id:<24}{entities:>5}{extracted:>11}{landed:>9}{passed or 0:>9}"
-            f"{quarantined or 0:>10}{published:>10}{failed:>8}"
+            f"  {source_id:<24}{entities:>5}{extracted:>10}{landed:>8}{passed or 0:>8}"
+            f"{warned or 0:>8}{quarantined or 0:>10}{published:>10}{failed:>7}"
         )
     if repairs:
         print(
@@ -158,14 +186,29 @@ def print_summary(warehouse_url: str, reports: list[dict], log_file: Path, secon
             + ", ".join(f"{kind} {count}" for kind, count in repairs)
         )
     if reasons:
-        print("Top reasons in open quarantine:")
-        for reason, count in reasons:
-            print(f"  {count:>6}  {reason}")
+        print("Top reasons in open quarantine, per source (list it all: make quarantine):")
+        current = None
+        for source_id, reason, count in reasons:
+            if source_id != current:
+                print(f"  {source_id}")
+                current = source_id
+            print(f"    {count:>6}  {reason}")
+    if warnings:
+        print("Top warnings (published, see ops.quality_warning):")
+        for reason, count in warnings:
+            print(f"    {count:>6}  {reason}")
+    for batch_id, source_id, entity, reason in blocked:
+        print(f"Blocked batch {batch_id} ({source_id}/{entity}): {reason}")
     for file_name, error in rejected:
         print(f"Rejected file {file_name}: {error}")
     for source_id, entity, notes in drift:
-        added = ", ".join(notes.get("added", {}))
-        print(f"Schema drift noted: {source_id}/{entity} added {added}")
+        if notes.get("added"):
+            print(f"Schema drift noted: {source_id}/{entity} added {', '.join(notes['added'])}")
+        for name, finding in notes.get("retyped_in_some_records", {}).items():
+            print(
+                f"Wrong type in {finding['records']} record(s) of {source_id}/{entity}:"
+                f" {name} (the contract says {finding['expected']}; quarantined unless repaired)"
+            )
     for table, count in marts.items():
         print(f"Rows in {table}: {count if count is not None else 'not built'}")
 
@@ -179,8 +222,11 @@ def print_summary(warehouse_url: str, reports: list[dict], log_file: Path, secon
     print("Next:")
     print("  make airflow-ui      Airflow UI on http://localhost:8080 with these DAGs and runs")
     print("  make psql            SQL shell on the warehouse; try:")
-    print("      select source_id, entity, state, records_landed, records_quarantined")
+    print("      select source_id, entity, state, records_passed, records_warned,")
+    print("             records_quarantined, blocked_reason")
     print("        from ops.load_batch order by batch_id desc limit 20;")
     print("  make quarantine      what waits in quarantine, per source and reason, oldest first")
+    print("                       (SOURCE=<id> for one source; make replay after a rule fix)")
+    print(f"  quality reports      {reports_dir() / 'index.html'}")
     expected = len(reports) > 0 and not failed_runs
-    return expected and all(row[8] == 0 for row in per_source)
+    return expected and all(row[9] == 0 for row in per_source)

@@ -1,10 +1,18 @@
-"""`python -m local quarantine [SOURCE_ID]`: what waits in quarantine, oldest first.
+"""Operator commands on the quality gate's quarantine (WAREHOUSE_URL, else the embedded warehouse).
 
-Reads the view ops.open_quarantine of the warehouse (WAREHOUSE_URL, else the embedded one):
-per source, entity and reason, the open rows and when the oldest and newest arrived.
+    python -m local quarantine [SOURCE_ID]                  what waits, per source and reason
+    python -m local quarantine replay [--source S] [--entity E] [--batch N]
+                                                            re-check with the current rules
+    python -m local quarantine release BATCH --note "why"   publish a batch a batch-level rule
+                                                            blocked, once it is known genuine
+
+`replay` is for after a rule, mapping or code-list fix: rows that pass now are resolved (and
+flow on at the next warehouse build), rows that still fail stay. Nothing is deleted.
 """
 
 from __future__ import annotations
+
+import argparse
 
 import psycopg
 
@@ -33,5 +41,29 @@ def format_rows(rows: list[tuple]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    print(format_rows(open_quarantine(resolve_warehouse_url(), argv[0] if argv else None)))
-    return 0
+    if not argv or argv[0] not in ("replay", "release"):
+        print(format_rows(open_quarantine(resolve_warehouse_url(), argv[0] if argv else None)))
+        return 0
+    from expectations.gate import release_batch, replay_quarantine
+
+    parser = argparse.ArgumentParser(prog=f"python -m local quarantine {argv[0]}")
+    if argv[0] == "replay":
+        parser.add_argument("--source")
+        parser.add_argument("--entity")
+        parser.add_argument("--batch", type=int)
+        args = parser.parse_args(argv[1:])
+        results = replay_quarantine(resolve_warehouse_url(), args.source, args.batch, args.entity)
+    else:
+        parser.add_argument("batch", type=int)
+        parser.add_argument("--note", required=True, help="why the batch is genuine (recorded)")
+        args = parser.parse_args(argv[1:])
+        results = [release_batch(resolve_warehouse_url(), args.batch, args.note)]
+    if not results:
+        print("Nothing to replay: no open quarantine matches.")
+    for r in results:
+        verdict = "published" if r.success else f"still blocked: {r.blocked_reason}"
+        print(
+            f"batch {r.batch_id}: {r.rows} rows, {r.passed} passed, {r.warned} warned,"
+            f" {r.quarantined} still quarantined, {r.resolved} resolved; {verdict}"
+        )
+    return 0 if all(r.success for r in results) else 1

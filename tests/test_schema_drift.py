@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from records import pages_of, st_task
 
+from connectors.contract_rules import api_rules
 from connectors.drift import DriftMonitor, SchemaDriftError, record_shape
 from connectors.landing import RecordRules, land_extraction
 
@@ -63,9 +64,9 @@ def test_an_added_field_is_landed_in_the_payload_and_reported(warehouse_url):
             r"required field\(s\) field_code missing from all 10 records",
         ),
         (
-            lambda records: records[6].update(budget_state_million_vnd="850,5"),
-            r"field 'budget_state_million_vnd' is string in 1 records \(e.g. id NB-2024-DT-0006\)"
-            r" but the contract says integer/number",
+            lambda records: [r.update(budget_state_million_vnd="850,5") for r in records[:6]],
+            r"field 'budget_state_million_vnd' is string in 6 records \(e.g. id NB-2024-DT-0000,"
+            r" NB-2024-DT-0001, NB-2024-DT-0002\) but the contract says integer/number",
         ),
         (
             lambda records: [r.update(task_level=3) for r in records],
@@ -91,6 +92,31 @@ def test_a_removed_or_retyped_field_fails_the_batch_and_lands_nothing(
     # Nothing of the failed batch is stored, and the cursor stays where the good batch left it.
     assert _rows(warehouse_url, "select count(*), max(version) from raw.landed_record") == [(10, 1)]
     assert _rows(warehouse_url, "select batch_id from ops.source_cursor") == [(first.batch_id,)]
+
+
+def test_a_field_retyped_in_a_few_records_is_their_problem_not_drift(warehouse_url):
+    records = [st_task(i) for i in range(10)]
+    records[2]["budget_state_million_vnd"] = "850,5"  # Vietnamese decimal: repaired at landing
+    records[6]["task_level"] = 3  # a wrong type nothing can repair
+    batch = land_extraction(
+        warehouse_url,
+        **SOURCE,
+        extract=lambda _: pages_of(records, 4),
+        rules=api_rules("registry-api-v1", "st_task"),  # as the DAG lands: with repairs
+    )
+
+    issues = _rows(
+        warehouse_url,
+        "select record_id, landing_issue, standardised->'budget_state_million_vnd'"
+        " from raw.landed_record where landing_issue is not null or standardised is not null",
+    )
+    assert issues == [
+        ("NB-2024-DT-0002", None, 850.5),
+        ("NB-2024-DT-0006", "task_level is number; the contract says string", None),
+    ]
+    (note,) = _rows(warehouse_url, "select schema_drift from ops.load_batch")[0]
+    assert note["retyped_in_some_records"]["task_level"]["records"] == 1
+    assert batch.records_landed == 10
 
 
 def test_a_missing_field_in_one_record_is_a_row_problem_not_drift():
