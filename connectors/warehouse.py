@@ -17,3 +17,4 @@ def ensure_schema(warehouse_url: str) -> None:
     with psycopg.connect(warehouse_url, autocommit=True) as conn, conn.transaction():
         conn.execute("select pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
         conn.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
+        conn.execute(SCHEMA_SQL.with_name("warehouse_publish.sql").read_text(encoding="utf-8"))

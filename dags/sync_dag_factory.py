@@ -4,7 +4,9 @@
   change events (asset `sti://<source>/<entity>`) with its cron as the safety net; publishing
   updates the asset `sti://published/<entity>`.
 - One warehouse DAG: the dbt project (Cosmos, one task per model with its tests), run when any
-  entity was published, and nightly.
+  entity was published, and nightly; write–audit–publish: begin_publish → dbt builds into the
+  build schemas → publish (connectors/warehouse_publish.py), record_outcome fails the run
+  naming the failed tests when anything failed.
 
 Tasks stay thin: each calls one plain-Python step (connectors/, expectations/) with the
 settings of its Airflow connections.
@@ -99,8 +101,10 @@ def build_sync_dag(source: Source, entity: str) -> DAG:
             f"{SYSTEM_DOCS[source.system]} {events} Safety-net schedule `{source.schedule}`"
             f" ({TIMEZONE}).\n\n"
             "Lands one batch in `raw.landed_record` (original payload, Vietnamese repairs in"
-            " `standardised`/`repairs`), validates it with its GX suite (failing rows go to"
-            " `ops.quarantine` with the reason), then publishes it, which triggers"
+            " `standardised`/`repairs`), validates it with its GX suite (rows failing a blocking"
+            " expectation go to `ops.quarantine` with the reason, warnings to"
+            " `ops.quality_warning`; the batch is blocked when too many rows fail or it is far"
+            " smaller than usual), then publishes it, which triggers"
             f" `{WAREHOUSE_DAG_ID}`." + (f"\n\n{source.docs}" if source.docs else "")
         ),
         schedule=AssetOrTimeSchedule(
@@ -141,12 +145,13 @@ def build_sync_dag(source: Source, entity: str) -> DAG:
 
         @task(retries=0)
         def gate(landed: dict[str, Any]) -> dict[str, Any]:
-            from expectations.gate import GateFailedError, run_gate
+            from expectations.gate import BatchRules, GateFailedError, run_gate
 
+            rules = BatchRules.from_mapping(dict(source.quality))
             validated, blocked = [], []
             for batch_id in landed["batch_ids"]:  # each batch on its own: one blocked stays out
                 try:
-                    run_gate(warehouse_url(), batch_id)
+                    run_gate(warehouse_url(), batch_id, rules)
                     validated.append(batch_id)
                 except GateFailedError as error:
                     blocked.append(str(error))
@@ -156,10 +161,14 @@ def build_sync_dag(source: Source, entity: str) -> DAG:
 
         @task(outlets=[published_asset(entity)])
         def publish(gated: dict[str, Any]) -> dict[str, Any]:
-            from expectations.gate import publish_batch
+            from expectations.gate import publish_batch, recheck_references
 
             for batch_id in gated["validated"]:
                 publish_batch(warehouse_url(), batch_id)
+            if gated["validated"]:
+                # Rows of other entities waiting for these records (e.g. reports for a task
+                # that had not arrived yet) are checked again and released if they pass now.
+                recheck_references(warehouse_url(), entity)
             return gated
 
         @task(retries=0)
@@ -174,14 +183,23 @@ def build_sync_dag(source: Source, entity: str) -> DAG:
 
 
 def build_warehouse_dag(entities: list[str]) -> DAG:
-    """dbt over the published batches, whenever any entity is published (and nightly)."""
+    """dbt over the published batches, whenever any entity is published (and nightly), published
+    to analysts only when the whole build passed (write–audit–publish)."""
     dag = DAG(
         dag_id=WAREHOUSE_DAG_ID,
-        description="dbt: published landing batches → staging → intermediate → marts",
+        description="dbt: published landing batches → staging → intermediate → marts, then publish",
         doc_md=(
             "Builds the dbt project (`dbt_project/`) with Cosmos: one task per model or seed,"
             " running it with its tests. Triggered when any sync DAG publishes a batch (assets"
             f" `sti://published/<entity>`), and nightly at `{WAREHOUSE_SCHEDULE}` ({TIMEZONE})."
+            "\n\nWrite–audit–publish (`connectors/warehouse_publish.py`): `begin_publish` opens"
+            " a row in `ops.warehouse_publish` with the build's cutoff; dbt builds `marts` and"
+            " `reference` into `marts__build` and `reference__build`, reading only the batches"
+            " published up to the cutoff; `publish` then swaps the build in atomically (the"
+            " views analysts read in `marts` and `reference` point at the new version) and"
+            " records which batches it included (`ops.load_batch.publish_id`). If any model or"
+            " blocking test fails, nothing is published and `record_outcome` fails the run"
+            " naming them."
         ),
         schedule=AssetOrTimeSchedule(
             timetable=CronTriggerTimetable(WAREHOUSE_SCHEDULE, timezone=TIMEZONE),
@@ -194,7 +212,15 @@ def build_warehouse_dag(entities: list[str]) -> DAG:
         default_args={"owner": "sti-data-engineering", "retries": 1, "retry_delay": 60},
     )
     with dag:
-        DbtTaskGroup(
+
+        @task
+        def begin_publish(**context: Any) -> dict[str, Any]:
+            from connectors.warehouse_publish import begin_publish as begin
+
+            begun = begin(warehouse_url(), run_id=context["run_id"])
+            return {"publish_id": begun.publish_id, "cutoff": begun.cutoff.isoformat()}
+
+        dbt = DbtTaskGroup(
             group_id="dbt",
             project_config=ProjectConfig(
                 dbt_project_path=DBT_PROJECT,
@@ -217,6 +243,70 @@ def build_warehouse_dag(entities: list[str]) -> DAG:
                 test_behavior=TestBehavior.BUILD,
                 should_detach_multiple_parents_tests=True,
             ),
-            operator_args={"install_deps": False, "emit_datasets": False},
+            operator_args={
+                "install_deps": False,
+                "emit_datasets": False,
+                # Templated per run: every dbt task builds for the same publish and cutoff.
+                "vars": WAP_DBT_VARS,
+                "callback": _push_dbt_failures,
+            },
         )
+
+        @task(retries=0)  # a publish that failed was rolled back; the next run builds again
+        def publish(begun: dict[str, Any]) -> dict[str, Any]:
+            from connectors.warehouse_publish import publish as swap_in
+
+            return {**begun, "relations": swap_in(warehouse_url(), begun["publish_id"])}
+
+        @task(trigger_rule="all_done", retries=0)
+        def record_outcome(**context: Any) -> None:
+            """Fails the run, naming the failed tasks, dbt nodes and tests, unless all published."""
+            from connectors.warehouse_publish import fail_publish
+
+            ti = context["ti"]
+            states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+            failed = sorted(t for t, state in states.items() if state == "failed")
+            not_run = sorted(t for t, state in states.items() if state == "upstream_failed")
+            if not failed and not not_run:
+                return
+            problems = []
+            for task_id in failed:
+                nodes = ti.xcom_pull(task_ids=task_id, key=DBT_FAILURES_XCOM)
+                problems.append(f"{task_id}: {'; '.join(nodes)}" if nodes else f"{task_id} failed")
+            summary = "; ".join(problems) or f"tasks not run: {', '.join(not_run)}"
+            begun = ti.xcom_pull(task_ids="begin_publish")
+            if begun:
+                summary = fail_publish(warehouse_url(), begun["publish_id"], summary)
+                raise RuntimeError(
+                    f"publish {begun['publish_id']} failed, nothing published: {summary}"
+                )
+            raise RuntimeError(f"nothing built or published: {summary}")
+
+        begun = begin_publish()
+        published = publish(begun)
+        begun >> dbt >> published
+        outcome = record_outcome()
+        for upstream in dag.tasks:  # after everything, whatever its state
+            if upstream.task_id != outcome.operator.task_id:
+                upstream >> outcome
     return dag
+
+
+# dbt vars of every dbt task of a warehouse run: build into the build schemas, read the batches
+# published up to this publish's cutoff (rendered by Airflow from begin_publish's XCom).
+_BEGUN = "ti.xcom_pull(task_ids='begin_publish')"
+WAP_DBT_VARS = {
+    "wap": True,
+    "published_before": "{{ " + _BEGUN + "['cutoff'] }}",
+    "publish_id": "{{ " + _BEGUN + "['publish_id'] }}",
+}
+DBT_FAILURES_XCOM = "dbt_failures"
+
+
+def _push_dbt_failures(project_dir: str, context: Any = None, **_: Any) -> None:
+    """Cosmos callback after each dbt invocation, failed or not: its failed nodes to XCom."""
+    from connectors.warehouse_publish import failed_nodes_in
+
+    failures = failed_nodes_in(Path(project_dir) / "target")
+    if failures and context is not None:
+        context["ti"].xcom_push(key=DBT_FAILURES_XCOM, value=failures)

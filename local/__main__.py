@@ -1,9 +1,12 @@
-"""Local stack commands: `python -m local demo | airflow-ui | psql | quarantine | stop`.
+"""Local stack commands: `python -m local demo | airflow-ui | psql | quarantine | warehouse | stop`.
 
 demo        run the main job on the embedded default and print a summary
 airflow-ui  Airflow's UI with the generated DAGs, on the local stack (Ctrl-C to stop)
 psql        a SQL shell on the warehouse (starts the embedded server if needed)
-quarantine  what waits in quarantine per source and reason, oldest first [SOURCE_ID]
+quarantine  what waits in quarantine per source and reason, oldest first [SOURCE_ID];
+            `quarantine replay|release ...` re-checks or releases (local/quarantine.py)
+warehouse   build the dbt project and publish it if every model and blocking test passed
+            (write–audit–publish outside Airflow; the warehouse DAG does the same)
 stop        stop the embedded PostgreSQL if it is running
 """
 
@@ -31,6 +34,18 @@ def main(argv: list[str]) -> int:
         from local.quarantine import main as quarantine
 
         return quarantine(argv[1:])
+    if command == "warehouse":
+        from connectors.warehouse_publish import PublishError
+        from local.dbt import WarehouseBuildError, build_and_publish
+        from local.warehouse import resolve_warehouse_url
+
+        try:
+            publish_id = build_and_publish(resolve_warehouse_url())
+        except (WarehouseBuildError, PublishError) as error:
+            print(error, file=sys.stderr)
+            return 1
+        print(f"published: publish {publish_id} (ops.warehouse_publish)")
+        return 0
     if command == "stop":
         from local.warehouse import local_server
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from local.warehouse import dbt_env
@@ -12,26 +14,34 @@ from local.warehouse import dbt_env
 DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 DBT_BIN = Path(sys.executable).with_name("dbt")
 MANIFEST = DBT_PROJECT / "target" / "manifest.json"
+# Builds keep their artifacts apart from the parse's manifest, which the DAG is rendered from.
+BUILD_TARGET = Path("target") / "build"
 
 
-def run_dbt(*args: str, warehouse_url: str) -> subprocess.CompletedProcess[str]:
-    """`dbt <args>` against the warehouse; raises with dbt's output if it fails."""
+class WarehouseBuildError(RuntimeError):
+    """A warehouse build failed; nothing of it was published."""
+
+
+def run_dbt(
+    *args: str, warehouse_url: str, project_dir: Path = DBT_PROJECT, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`dbt <args>` against the warehouse; raises with dbt's output if it fails (`check`)."""
     env = {**os.environ, **dbt_env(warehouse_url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     result = subprocess.run(
         [
             str(DBT_BIN),
             *args,
             "--project-dir",
-            str(DBT_PROJECT),
+            str(project_dir),
             "--profiles-dir",
-            str(DBT_PROJECT),
+            str(project_dir),
         ],
         env=env,
         capture_output=True,
         text=True,
-        cwd=DBT_PROJECT,
+        cwd=project_dir,
     )
-    if result.returncode != 0:
+    if check and result.returncode != 0:
         raise RuntimeError(f"dbt {' '.join(args)} failed:\n{result.stdout[-4000:]}")
     return result
 
@@ -40,3 +50,47 @@ def build_manifest() -> Path:
     """`dbt parse`: the manifest Cosmos renders the DAG's dbt tasks from. Needs no database."""
     run_dbt("parse", warehouse_url="postgresql://unused@127.0.0.1:5432/unused")
     return MANIFEST
+
+
+def build_and_publish(
+    warehouse_url: str, *, project_dir: Path = DBT_PROJECT, run_id: str | None = None
+) -> int:
+    """Write–audit–publish outside Airflow: `dbt build` into the build schemas, publish if
+    every model and blocking test passed. Returns the publish id; raises WarehouseBuildError
+    naming the failed nodes and tests otherwise (the published views stay as they were)."""
+    from connectors.warehouse_publish import (
+        begin_publish,
+        fail_publish,
+        failed_nodes_in,
+        publish,
+    )
+
+    run_id = run_id or f"local__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    # A failed build names its failures from run_results.json: never from an earlier build's.
+    (project_dir / BUILD_TARGET / "run_results.json").unlink(missing_ok=True)
+    begun = begin_publish(warehouse_url, run_id=run_id)
+    dbt_vars = {
+        "wap": True,
+        "published_before": begun.cutoff.isoformat(),
+        "publish_id": begun.publish_id,
+    }
+    result = run_dbt(
+        "build",
+        "--vars",
+        json.dumps(dbt_vars),
+        "--target-path",
+        str(BUILD_TARGET),
+        warehouse_url=warehouse_url,
+        project_dir=project_dir,
+        check=False,
+    )
+    if result.returncode != 0:
+        failed = failed_nodes_in(project_dir / BUILD_TARGET) or [
+            "dbt build failed: " + result.stdout[-2000:]
+        ]
+        recorded = fail_publish(warehouse_url, begun.publish_id, "; ".join(failed))
+        raise WarehouseBuildError(
+            f"warehouse build {begun.publish_id} failed, nothing published: {recorded}"
+        )
+    publish(warehouse_url, begun.publish_id)
+    return begun.publish_id

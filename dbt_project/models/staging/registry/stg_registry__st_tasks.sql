@@ -1,6 +1,6 @@
--- S&T tasks from provincial registries (registry API v1): published batches only, without the
--- rows the quality gate quarantined; standardised values where landing repaired them. The gate
--- has checked every cast below.
+-- S&T tasks from provincial registries (registry API v1): batches the gate published (up to the
+-- build's cutoff), without the rows the quality gate quarantined; standardised values where
+-- landing repaired them. The gate has checked every cast below.
 with published_batches as (
     select batch_id
     from {{ source('ops', 'load_batch') }}
@@ -8,6 +8,7 @@ with published_batches as (
         state = 'published'
         and contract = 'registry-api-v1'
         and entity = 'st_task'
+        and {{ published_by_cutoff('published_at') }}
 ),
 
 open_quarantine as (
