@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: demo test setup lint bench airflow-ui psql quarantine stop clean
+.PHONY: demo test setup lint bench bench-gate airflow-ui psql quarantine replay release warehouse stop clean
 
 demo: setup            ## run the main job on the embedded default and print a summary
 	$(BIN)/python -m local demo
@@ -28,6 +28,9 @@ lint: setup            ## ruff only (SQL lint needs a database: it runs inside `
 bench: setup           ## extract+land 1,000,000 records vs a plain COPY (minutes)
 	$(BIN)/python -m bench.extract_land --records 1000000
 
+bench-gate: setup      ## the quality gate on 1,000,000 rows vs one hand-written SQL pass (minutes)
+	$(BIN)/python -m bench.gate --rows 1000000 --repeat 3
+
 airflow-ui: setup      ## Airflow UI on the local stack (Ctrl-C stops it)
 	$(BIN)/python -m local airflow-ui
 
@@ -36,6 +39,15 @@ psql: setup            ## SQL shell on the warehouse
 
 quarantine: setup      ## what waits in quarantine, per source and reason, oldest first
 	$(BIN)/python -m local quarantine $(SOURCE)
+
+replay: setup          ## re-check open quarantine with the current rules [SOURCE=… BATCH=…]
+	$(BIN)/python -m local quarantine replay $(if $(SOURCE),--source $(SOURCE)) $(if $(BATCH),--batch $(BATCH))
+
+release: setup         ## publish a batch a batch-level rule blocked: BATCH=… NOTE="why"
+	$(BIN)/python -m local quarantine release $(BATCH) --note "$(NOTE)"
+
+warehouse: setup       ## dbt build + publish if every blocking test passed (no Airflow)
+	$(BIN)/python -m local warehouse
 
 stop:                  ## stop the embedded PostgreSQL
 	$(BIN)/python -m local stop

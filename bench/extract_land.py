@@ -67,10 +67,7 @@ BASELINE_BATCH_ID = 1
 
 _PAYLOAD = 9  # position of the payload in a landed row (landing.COPY_SQL)
 _BASELINE_COPY_SQL = landing.COPY_SQL.replace("raw.landed_record", "bench.plain_copy")
-_RESET_SQL = (
-    "truncate raw.landed_record, ops.quarantine, ops.source_cursor, ops.drop_file, ops.load_batch,"
-    " bench.plain_copy restart identity"
-)
+_RESET_SQL = "truncate raw.landed_record, ops.load_batch, bench.plain_copy restart identity cascade"
 # What a landed row is, minus what differs between two loads of it (ids, batch, timestamps).
 _CONTENT_DIGEST_SQL = (
     "select count(*), coalesce(sum(hashtextextended(concat_ws('|', source_id, entity,"
