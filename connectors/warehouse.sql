@@ -164,6 +164,13 @@ exception when others then
     return null;
 end $$;
 
+-- Lower case for Vietnamese text whatever the database's locale: lower() folds only ASCII
+-- under the C locale (an embedded server's default), so the accented capitals are mapped here.
+create or replace function ops.lower_vi(value text) returns text
+language sql immutable parallel safe as $$
+    select lower(translate(value, 'ÀÁÂÃÈÉÊÌÍÒÓÔÕÙÚÝĂĐĨŨƠƯḌẠẢẤẦẨẪẬẮẰẲẴẶẸẺẼẾỀỂỄỆỈỊỌỎỐỒỔỖỘỚỜỞỠỢỤỦỨỪỬỮỰỲỴỶỸ', 'àáâãèéêìíòóôõùúýăđĩũơưḍạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ'))
+$$;
+
 -- Enterprise code (mã số doanh nghiệp): 10 digits, or 10 and a 3-digit branch suffix, whose
 -- tenth digit is the mod-11 check digit of the first nine (python-stdnum's vn.mst algorithm).
 create or replace function ops.mst_valid(code text) returns boolean

@@ -72,7 +72,7 @@ from (
         nullif(btrim(record ->> 'cap_quan_ly'), '') as cap_quan_ly,
         -- "Cấp tỉnh", "cấp  Tỉnh", "Tỉnh" → provincial; unknown wording → null.
         case regexp_replace(
-            lower(regexp_replace(btrim(record ->> 'cap_quan_ly'), '\s+', ' ', 'g')), '^cấp ', ''
+            ops.lower_vi(regexp_replace(btrim(record ->> 'cap_quan_ly'), '\s+', ' ', 'g')), '^cấp ', ''
         )
             when 'quốc gia' then 'national'
             when 'nhà nước' then 'national'

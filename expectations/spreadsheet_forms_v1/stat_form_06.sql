@@ -87,7 +87,7 @@ from (
         record ->> 'ben_nhan_mst' as ben_nhan_mst,
         nullif(btrim(record ->> 'ten_cong_nghe'), '') as ten_cong_nghe,
         nullif(btrim(record ->> 'hinh_thuc'), '') as hinh_thuc,
-        lower(regexp_replace(btrim(record ->> 'hinh_thuc'), '\s+', ' ', 'g'))
+        ops.lower_vi(regexp_replace(btrim(record ->> 'hinh_thuc'), '\s+', ' ', 'g'))
             as hinh_thuc_normalised,
         -- Amounts must be JSON numbers: text landing could not read is not silently cast.
         case when jsonb_typeof(record -> 'gia_tri_hop_dong') = 'number'

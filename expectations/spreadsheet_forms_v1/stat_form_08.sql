@@ -90,7 +90,7 @@ from (
         nullif(btrim(record ->> 'loai'), '') as loai,
         -- The object type as typed ("Nhãn hiệu", "sáng chế", the landing's English keys) →
         -- the type digit of its application numbers; unknown wording → null.
-        case lower(regexp_replace(btrim(record ->> 'loai'), '\s+', ' ', 'g'))
+        case ops.lower_vi(regexp_replace(btrim(record ->> 'loai'), '\s+', ' ', 'g'))
             when 'sáng chế' then '1'
             when 'invention' then '1'
             when 'giải pháp hữu ích' then '2'
