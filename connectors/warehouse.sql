@@ -257,6 +257,14 @@ where
 order by landed.source_id, landed.entity, landed.record_id, landed.version desc,
     landed.landed_id desc;
 
+-- A reason with its quoted values (codes, dates, ids) folded to "…", so rows with the same
+-- problem group together. A quoted value opens after a space or punctuation; an apostrophe
+-- inside a word ("the seller's code") is not a quote.
+create or replace function ops.fold_quoted_values(reason text) returns text
+language sql immutable parallel safe as $$
+    select regexp_replace(reason, $q$(^|[^[:alnum:]])'[^']*'$q$, '\1…', 'g')
+$$;
+
 -- What waits in quarantine, per source, entity and reason, oldest first. Quoted values in
 -- reasons (e.g. the enterprise code that fails its check digit) are folded to "…", so rows
 -- with the same problem group together; ops.quarantine has each row's full reason.
@@ -264,9 +272,7 @@ create or replace view ops.open_quarantine as
 select
     source_id,
     entity,
-    -- A quoted value opens after a space or punctuation; an apostrophe inside a word
-    -- ("the seller's code") is not a quote.
-    regexp_replace(reason, $$(^|[^[:alnum:]])'[^']*'$$, '\1…', 'g') as reason,
+    ops.fold_quoted_values(reason) as reason,
     count(*) as open_rows,
     min(quarantined_at) as oldest,
     max(quarantined_at) as newest

@@ -335,10 +335,6 @@ def _regate(
     return results
 
 
-# GX names of rewritten code-list checks → the suite's own names (for outcomes, quarantine).
-_UNKNOWN_CODE_NAMES: dict[str, str] = {}
-
-
 @dataclass(frozen=True, slots=True)
 class CodeListCheck:
     column: sql.Composable  # the value when it is not in the list, else null
@@ -385,9 +381,9 @@ def _code_list_checks_in_sql(
         rewritten = {
             "type": "expect_column_values_to_be_null",
             "kwargs": {"column": unknown},
-            "meta": expectation.get("meta", {}),
+            # the suite's own name travels with it, for outcomes and quarantine
+            "meta": {**expectation.get("meta", {}), "suite_name": _expectation_name(expectation)},
         }
-        _UNKNOWN_CODE_NAMES[_expectation_name(rewritten)] = _expectation_name(expectation)
         expectations.append(rewritten)
     _sync_code_lists(conn, sorted(lists))
     return {**suite, "expectations": expectations}, columns
@@ -502,11 +498,7 @@ def _record_outcome(
     released: bool,
 ) -> GateResult:
     outcomes: list[ExpectationOutcome] = []
-    by_name = {
-        _UNKNOWN_CODE_NAMES.get(name, name): r
-        for r in results
-        for name in [_expectation_name(r.expectation_config.to_json_dict())]
-    }
+    by_name = {_suite_name(r.expectation_config.to_json_dict()): r for r in results}
     with conn.transaction():
         # What fails in this run, to tell what a re-run resolved.
         conn.execute(
@@ -725,6 +717,11 @@ def _expectation_name(expectation: dict[str, Any]) -> str:
     )
     short = expectation["type"].removeprefix("expect_")
     return f"{short}({columns})" if columns else short
+
+
+def _suite_name(expectation: dict[str, Any]) -> str:
+    """The suite's name of an expectation GX ran, also when the gate rewrote it."""
+    return (expectation.get("meta") or {}).get("suite_name") or _expectation_name(expectation)
 
 
 def _parameter_names(suite: dict[str, Any]) -> set[str]:

@@ -127,7 +127,7 @@ order by source_id, rows desc
 
 # Warnings grouped like ops.open_quarantine groups reasons: quoted values folded to "…".
 _TOP_WARNINGS_SQL = """
-select left(regexp_replace(reason, $$(^|[^[:alnum:]])'[^']*'$$, '\\1…', 'g'), 110), count(*)
+select left(ops.fold_quoted_values(reason), 110), count(*)
 from ops.quality_warning group by 1 order by 2 desc limit 5
 """
 
