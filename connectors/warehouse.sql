@@ -280,3 +280,25 @@ from ops.quarantine
 where resolved_at is null
 group by 1, 2, 3
 order by oldest, source_id, entity, reason;
+
+-- Pseudonymous keys for people (experts): a keyed SHA-256 of an identifying value (citizen id,
+-- or normalised name + birth year), so the same person gets the same key in every registry and
+-- the marts hold no citizen id. The key is drawn once per warehouse from the server's strong
+-- random source and never leaves the database: only the owner reads ops.pseudonym_key, others
+-- call ops.pseudonym (security definer).
+create table if not exists ops.pseudonym_key (
+    singleton  boolean primary key default true check (singleton),
+    secret     text        not null,
+    created_at timestamptz not null default now()
+);
+insert into ops.pseudonym_key (secret)
+select replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
+on conflict do nothing;
+revoke all on ops.pseudonym_key from public;
+
+create or replace function ops.pseudonym(kind text, value text) returns text
+language sql stable strict security definer parallel safe
+set search_path = pg_catalog, pg_temp as $$
+    select encode(sha256(convert_to(k.secret || '|' || kind || '|' || value, 'UTF8')), 'hex')
+    from ops.pseudonym_key as k
+$$;

@@ -41,6 +41,9 @@ VERSION_INFIX = "__p"
 # Where a table that sat in a published schema before write–audit–publish is moved to when a
 # view takes its name; objects that read it keep reading it there. Never dropped automatically.
 LEGACY_SUFFIX = "__legacy"
+# Schemas of append-only relations dbt never rebuilds (version tables, snapshots: full_refresh
+# is off for them); published views may read them. dbt_project/macros/versioned.sql.
+STORE_SCHEMAS = ("history",)
 
 # Serialises begin/publish/fail of concurrent builds (and their reads of the ledger).
 _PUBLISH_LOCK_KEY = 7_324_002
@@ -419,14 +422,15 @@ def _refuse_views_over_rebuilt_relations(conn: psycopg.Connection, versions: lis
             and not source_ns.nspname = any(%s)
         order by 1, 2
         """,
-        (versions, versions),
+        (versions, [*versions, *STORE_SCHEMAS]),
     ).fetchall()
     if rows:
         raise PublishError(
             "cannot publish views over relations outside the build: "
             + "; ".join(f"{view} reads {source}" for view, source in rows)
             + ". Materialize those models as tables (published models must not depend on"
-            " relations that dbt rebuilds in place)."
+            " relations that dbt rebuilds in place; version tables in the store schemas are"
+            " fine)."
         )
 
 

@@ -1,29 +1,34 @@
--- Current S&T tasks: the latest version of each task that the source has not deleted.
+{{ config(materialized="view") }}
+
+-- Current S&T tasks: the version of each task current at the build's cutoff, deletions
+-- excluded. A view over the version table, so a build costs nothing however many tasks.
 select
-    latest.st_task_key,
-    latest.source_id,
-    latest.task_code,
-    latest.title,
-    latest.task_level,
-    latest.task_type,
-    latest.field_code,
-    latest.host_organisation_name,
-    latest.host_organisation_code,
-    latest.principal_investigator,
-    latest.province_code,
-    latest.budget_state_million_vnd,
-    latest.budget_other_million_vnd,
-    latest.budget_state_million_vnd
-    + coalesce(latest.budget_other_million_vnd, 0) as budget_total_million_vnd,
-    latest.start_date,
-    latest.end_date,
-    latest.status,
-    latest.acceptance_date,
-    extract(year from latest.acceptance_date)::integer as acceptance_year,
-    latest.acceptance_rating,
-    latest.version,
-    latest.source_updated_at,
-    latest.batch_id,
-    latest.landed_id
-from {{ ref('int_st_tasks_deduplicated') }} as latest
-where not latest.is_deleted
+    task.st_task_key,
+    task.source_id,
+    task.task_code,
+    task.title,
+    task.task_level,
+    task.task_type,
+    task.field_code,
+    task.host_organisation_name,
+    task.host_organisation_code,
+    task.principal_investigator,
+    task.province_code,
+    task.budget_state_million_vnd,
+    task.budget_other_million_vnd,
+    task.budget_state_million_vnd
+    + coalesce(task.budget_other_million_vnd, 0) as budget_total_million_vnd,
+    task.start_date,
+    task.end_date,
+    task.status,
+    task.acceptance_date,
+    extract(year from task.acceptance_date)::integer as acceptance_year,
+    task.acceptance_rating,
+    task.origin_registry,
+    task.unit_date,
+    task.version,
+    task.source_updated_at,
+    task.batch_id,
+    task.landed_id
+from {{ ref('int_st_tasks_versioned') }} as task
+where {{ current_versions('task') }}

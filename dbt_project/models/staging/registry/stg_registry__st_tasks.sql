@@ -1,31 +1,16 @@
--- S&T tasks from provincial registries (registry API v1): batches the gate published (up to the
--- build's cutoff), without the rows the quality gate quarantined; standardised values where
--- landing repaired them. The gate has checked every cast below.
-with published_batches as (
-    select batch_id
-    from {{ source('ops', 'load_batch') }}
-    where
-        state = 'published'
-        and contract = 'registry-api-v1'
-        and entity = 'st_task'
-        and {{ published_by_cutoff('published_at') }}
-),
-
-open_quarantine as (
-    select distinct landed_id
-    from {{ source('ops', 'quarantine') }}
-    where resolved_at is null
-)
-
+-- S&T tasks from provincial registries (registry API v1): every published version, typed.
+-- Standardised values where landing repaired them; the gate has checked every cast below.
 select
     landed.landed_id,
     landed.batch_id,
     landed.source_id,
-    landed.record_id as task_code,
+    landed.record_id,
     landed.version,
-    landed.updated_at as source_updated_at,
-    landed.deleted as is_deleted,
+    landed.source_updated_at,
+    landed.is_deleted,
     landed.extracted_at,
+    landed.visible_at,
+    landed.record_id as task_code,
     landed.record ->> 'title' as title,
     landed.record ->> 'task_level' as task_level,
     landed.record ->> 'task_type' as task_type,
@@ -40,12 +25,11 @@ select
     (landed.record ->> 'end_date')::date as end_date,
     landed.record ->> 'status' as status,
     (landed.record ->> 'acceptance_date')::date as acceptance_date,
-    landed.record ->> 'acceptance_rating' as acceptance_rating
-from {{ source('raw', 'landed') }} as landed
-inner join published_batches on landed.batch_id = published_batches.batch_id
-where
-    landed.entity = 'st_task'
-    and not exists (
-        select 1 from open_quarantine
-        where open_quarantine.landed_id = landed.landed_id
-    )
+    landed.record ->> 'acceptance_rating' as acceptance_rating,
+    landed.record ->> 'origin_registry' as origin_registry,
+    -- The date the unit codes refer to (as the gate checks them): the task's start, or its
+    -- last update when that is earlier (a proposed task is recorded before it starts).
+    least(
+        (landed.record ->> 'start_date')::date, (landed.source_updated_at at time zone 'UTC')::date
+    ) as unit_date
+from ({{ published_records('registry-api-v1', 'st_task') }}) as landed
