@@ -16,7 +16,7 @@ from connectors.contract_rules import api_rules
 from connectors.exchange_api import ENVELOPE_FIELDS, ExchangeClient, exchange_envelope
 from connectors.landing import LandResult, land_extraction
 from connectors.registry_api import ENTITY_PATHS, RegistryClient
-from connectors.warehouse import ensure_schema
+from connectors.warehouse import ensure_schema, record_source
 
 # Resource path of each entity in registry API v1 (kept under this name for bench/ and tests).
 REGISTRY_API_V1_PATHS = ENTITY_PATHS
@@ -44,6 +44,15 @@ def extract_and_land(
     warehouse_url: str, source: Source, entity: str, connection: SourceConnection
 ) -> Landing:
     """Extract what is new of `entity` at `source` and land it (one batch; one per file)."""
+    ensure_schema(warehouse_url)
+    record_source(
+        warehouse_url,
+        source.id,
+        source.name,
+        source.system,
+        source.contract,
+        source.province_code,
+    )
     if source.system == "registry":
         result = extract_and_land_registry(
             warehouse_url,

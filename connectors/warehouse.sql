@@ -302,3 +302,15 @@ set search_path = pg_catalog, pg_temp as $$
     select encode(sha256(convert_to(k.secret || '|' || kind || '|' || value, 'UTF8')), 'hex')
     from ops.pseudonym_key as k
 $$;
+
+-- The source catalogue as the warehouse knows it (dags/sources.yml, recorded by every
+-- extraction): the province each source serves, for facts that take their province from
+-- their source (e.g. an exchange's deals).
+create table if not exists ops.source (
+    source_id     text primary key,
+    name          text        not null,
+    system        text        not null,
+    contract      text        not null,
+    province_code text,                  -- today's code; null for a national system
+    recorded_at   timestamptz not null default now()
+);

@@ -25,7 +25,7 @@
             {'columns': ['source_id', 'record_id']},
             {'columns': ['loaded_by']},
         ],
-        'post_hook': ['{{ supersede_versions() }}'],
+        'post_hook': ['{{ supersede_versions() }}', 'analyze {{ this }}'],
     }) }}
 {%- endmacro %}
 

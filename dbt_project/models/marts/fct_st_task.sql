@@ -5,6 +5,7 @@
 select
     task.st_task_key,
     task.source_id,
+    org.organisation_key as organisation_key,
     task.task_code,
     task.title,
     task.task_level,
@@ -14,6 +15,7 @@ select
     task.host_organisation_code,
     task.principal_investigator,
     task.province_code,
+    province.current_province_code as province_code_current,
     task.budget_state_million_vnd,
     task.budget_other_million_vnd,
     task.budget_state_million_vnd
@@ -31,4 +33,9 @@ select
     task.batch_id,
     task.landed_id
 from {{ ref('int_st_tasks_versioned') }} as task
+-- The province on today's boundaries, resolved with the code's own date (35 Hà Nam in 2024 →
+-- 37 Ninh Bình).
+left join {{ ref('dim_province') }} as province
+    on task.province_code = province.code and {{ valid_on('province', 'task.unit_date') }}
+{{ join_organisation('task', 'st_task', 'task_host', 'org') }}
 where {{ current_versions('task') }}

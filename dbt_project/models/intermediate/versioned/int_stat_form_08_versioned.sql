@@ -1,0 +1,36 @@
+-- Every published version of every stat form 08 record (see macros/versioned.sql).
+{{ config(**versioned_config()) }}
+
+select
+    md5(stg.source_id || '|' || stg.record_id) as stat_form_08_row_key,
+    stg.landed_id,
+    stg.batch_id,
+    stg.source_id,
+    stg.record_id,
+    stg.version,
+    stg.source_updated_at,
+    stg.is_deleted,
+    stg.report_key,
+    stg.form_code,
+    stg.report_year,
+    stg.report_revision,
+    stg.reporting_unit,
+    stg.reporting_province_name,
+    stg.reporting_province_code,
+    stg.file_name,
+    stg.sheet_name,
+    stg.row_number,
+    stg.stt,
+    stg.so_don,
+    stg.loai,
+    stg.type_digit,
+    stg.ten_doi_tuong,
+    stg.chu_don,
+    stg.dia_chi_chu_don,
+    stg.ngay_nop,
+    stg.so_van_bang,
+    stg.ngay_cap,
+    stg.ghi_chu,
+    {{ version_columns('stg') }}
+from {{ ref('stg_forms__stat_form_08') }} as stg
+where {{ not_yet_versioned('stg', 'stat_form_08') }}

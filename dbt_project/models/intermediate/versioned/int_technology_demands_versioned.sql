@@ -1,0 +1,28 @@
+-- Every published version of every technology demand (see macros/versioned.sql).
+{{ config(**versioned_config()) }}
+
+select
+    md5(stg.source_id || '|' || stg.record_id) as technology_demand_key,
+    stg.landed_id,
+    stg.batch_id,
+    stg.source_id,
+    stg.record_id,
+    stg.version,
+    stg.source_updated_at,
+    stg.is_deleted,
+    stg.demand_id,
+    stg.enterprise_name,
+    stg.enterprise_code,
+    stg.description,
+    stg.field_code,
+    stg.budget_million_vnd,
+    stg.status,
+    stg.posted_date,
+    stg.address,
+    stg.province_code,
+    stg.commune_code,
+    stg.origin_registry,
+    stg.unit_date,
+    {{ version_columns('stg') }}
+from {{ ref('stg_registry__technology_demands') }} as stg
+where {{ not_yet_versioned('stg', 'technology_demand') }}
