@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: demo test setup lint bench bench-gate airflow-ui psql quarantine replay release warehouse stop clean
+.PHONY: demo test setup lint bench bench-gate bench-warehouse docs airflow-ui psql quarantine replay release warehouse stop clean
 
 demo: setup            ## run the main job on the embedded default and print a summary
 	$(BIN)/python -m local demo
@@ -30,6 +30,12 @@ bench: setup           ## extract+land 1,000,000 records vs a plain COPY (minute
 
 bench-gate: setup      ## the quality gate on 1,000,000 rows vs one hand-written SQL pass (minutes)
 	$(BIN)/python -m bench.gate --rows 1000000 --repeat 3
+
+bench-warehouse: setup ## dbt full build of the national profile (~5M records) vs incremental after 1% changed
+	$(BIN)/python -m bench.warehouse
+
+docs: setup            ## dbt documentation of the warehouse (every model and column) in dbt_project/target/docs
+	$(BIN)/python -m local docs
 
 airflow-ui: setup      ## Airflow UI on the local stack (Ctrl-C stops it)
 	$(BIN)/python -m local airflow-ui

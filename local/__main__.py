@@ -1,4 +1,5 @@
-"""Local stack commands: `python -m local demo | airflow-ui | psql | quarantine | warehouse | stop`.
+"""Local stack commands: `python -m local demo | airflow-ui | psql | quarantine | warehouse | docs
+| stop`.
 
 demo        run the main job on the embedded default and print a summary
 airflow-ui  Airflow's UI with the generated DAGs, on the local stack (Ctrl-C to stop)
@@ -7,6 +8,8 @@ quarantine  what waits in quarantine per source and reason, oldest first [SOURCE
             `quarantine replay|release ...` re-checks or releases (local/quarantine.py)
 warehouse   build the dbt project and publish it if every model and blocking test passed
             (write–audit–publish outside Airflow; the warehouse DAG does the same)
+docs        dbt's documentation site of the warehouse (models, columns, tests, lineage,
+            exposures) into dbt_project/target/docs; open its index.html
 stop        stop the embedded PostgreSQL if it is running
 """
 
@@ -45,6 +48,12 @@ def main(argv: list[str]) -> int:
             print(error, file=sys.stderr)
             return 1
         print(f"published: publish {publish_id} (ops.warehouse_publish)")
+        return 0
+    if command == "docs":
+        from local.dbt import generate_docs
+        from local.warehouse import resolve_warehouse_url
+
+        print(f"dbt docs: {generate_docs(resolve_warehouse_url()) / 'index.html'}")
         return 0
     if command == "stop":
         from local.warehouse import local_server

@@ -53,7 +53,11 @@ def build_manifest() -> Path:
 
 
 def build_and_publish(
-    warehouse_url: str, *, project_dir: Path = DBT_PROJECT, run_id: str | None = None
+    warehouse_url: str,
+    *,
+    project_dir: Path = DBT_PROJECT,
+    run_id: str | None = None,
+    target_path: Path = BUILD_TARGET,
 ) -> int:
     """Write–audit–publish outside Airflow: `dbt build` into the build schemas, publish if
     every model and blocking test passed. Returns the publish id; raises WarehouseBuildError
@@ -67,7 +71,7 @@ def build_and_publish(
 
     run_id = run_id or f"local__{datetime.now(UTC):%Y%m%dT%H%M%S}"
     # A failed build names its failures from run_results.json: never from an earlier build's.
-    (project_dir / BUILD_TARGET / "run_results.json").unlink(missing_ok=True)
+    (project_dir / target_path / "run_results.json").unlink(missing_ok=True)
     begun = begin_publish(warehouse_url, run_id=run_id)
     dbt_vars = {
         "wap": True,
@@ -79,13 +83,13 @@ def build_and_publish(
         "--vars",
         json.dumps(dbt_vars),
         "--target-path",
-        str(BUILD_TARGET),
+        str(target_path),
         warehouse_url=warehouse_url,
         project_dir=project_dir,
         check=False,
     )
     if result.returncode != 0:
-        failed = failed_nodes_in(project_dir / BUILD_TARGET) or [
+        failed = failed_nodes_in(project_dir / target_path) or [
             "dbt build failed: " + result.stdout[-2000:]
         ]
         recorded = fail_publish(warehouse_url, begun.publish_id, "; ".join(failed))
@@ -94,3 +98,20 @@ def build_and_publish(
         )
     publish(warehouse_url, begun.publish_id)
     return begun.publish_id
+
+
+def generate_docs(warehouse_url: str, *, project_dir: Path = DBT_PROJECT) -> Path:
+    """`dbt docs generate` on the published schemas (the catalogue of what analysts read);
+    returns the folder of the static site."""
+    target = Path("target") / "docs"
+    run_dbt(
+        "docs",
+        "generate",
+        "--vars",
+        json.dumps({"wap": False}),
+        "--target-path",
+        str(target),
+        warehouse_url=warehouse_url,
+        project_dir=project_dir,
+    )
+    return project_dir / target

@@ -137,6 +137,39 @@ where state = 'failed' and blocked_reason is not null order by batch_id
 """
 
 
+_MARTS_SHOWN = (
+    "marts.fct_st_task",
+    "marts.fct_ip_event",
+    "marts.dim_organisation",
+    "marts.dim_expert",
+    "marts.kpi_scorecard",
+)
+
+
+def _analyst_answers(conn: psycopg.Connection) -> list[str]:
+    """The README's two analyst questions, answered on the demo's warehouse."""
+    tasks = conn.execute(
+        "select p.name, count(*) from marts.fct_st_task as t"
+        " join marts.dim_province as p on p.code = t.province_code"
+        " and t.unit_date between coalesce(p.valid_from, '-infinity')"
+        " and coalesce(p.valid_to, 'infinity')"
+        " where t.province_code_current = '37' and t.acceptance_year = 2024"
+        " group by p.name order by p.name"
+    ).fetchall()
+    statuses = conn.execute(
+        "select status, count(*) from marts.kpi_scorecard"
+        " where province_code = '37' and year = 2025 group by status order by status"
+    ).fetchall()
+    return [
+        f"S&T tasks today's Ninh Bình accepted in 2024: {sum(n for _, n in tasks)} ("
+        + ", ".join(f"{name} {n}" for name, n in tasks)
+        + ")",
+        "Ninh Bình KPI targets for 2025: "
+        + ", ".join(f"{status} {n}" for status, n in statuses)
+        + " (marts.kpi_scorecard; README: Querying the warehouse)",
+    ]
+
+
 def print_summary(warehouse_url: str, reports: list[dict], log_file: Path, seconds: float) -> bool:
     with psycopg.connect(warehouse_url) as conn:
         per_source = conn.execute(_PER_SOURCE_SQL).fetchall()
@@ -152,11 +185,12 @@ def print_summary(warehouse_url: str, reports: list[dict], log_file: Path, secon
             " where schema_drift is not null order by batch_id"
         ).fetchall()
         marts = {}
-        for table in ("marts.fct_st_task", "marts.dim_research_field"):
+        for table in _MARTS_SHOWN:
             exists = conn.execute("select to_regclass(%s)", (table,)).fetchone()[0]
             marts[table] = (
                 conn.execute(f"select count(*) from {table}").fetchone()[0] if exists else None
             )
+        answers = _analyst_answers(conn) if all(marts.values()) else []
 
     print("\nPer source (all batches so far; rows passed / published with a warning / held):")
     header = (
@@ -209,8 +243,15 @@ def print_summary(warehouse_url: str, reports: list[dict], log_file: Path, secon
                 f"Wrong type in {finding['records']} record(s) of {source_id}/{entity}:"
                 f" {name} (the contract says {finding['expected']}; quarantined unless repaired)"
             )
-    for table, count in marts.items():
-        print(f"Rows in {table}: {count if count is not None else 'not built'}")
+    print(
+        "Warehouse (published marts, rows): "
+        + ", ".join(
+            f"{table.split('.')[1]} {count if count is not None else 'not built'}"
+            for table, count in marts.items()
+        )
+    )
+    for answer in answers:
+        print(answer)
 
     failed_runs = [r for r in reports if r["state"] != "success"]
     print(f"\nDAG runs: {len(reports) - len(failed_runs)} succeeded, {len(failed_runs)} failed")

@@ -31,7 +31,7 @@ def test_python_passes_ruff():
 
 def test_dbt_sql_passes_sqlfluff(warehouse_url):
     _run(
-        [str(BIN / "sqlfluff"), "lint", "models", "tests", "--disable-progress-bar"],
+        [str(BIN / "sqlfluff"), "lint", "models", "snapshots", "tests", "--disable-progress-bar"],
         REPO / "dbt_project",
         dbt_env(warehouse_url),
     )

@@ -51,8 +51,9 @@ with mentions as (
             nullif(btrim(rec.{{ src.code }}), '') as enterprise_code_as_sent,
             -- Transactions name no province.
             {{ 'rec.' ~ src.province if src.province else 'null' }}::text as province_code,
-            -- Deals name no address: their signing date stands in.
-            rec.{{ src.date or 'unit_date' }} as unit_date,
+            -- Deals name no address: their signing date stands in. (A self-alias for the
+            -- other sources, where this renders rec.unit_date: hence the noqa.)
+            rec.{{ src.date or 'unit_date' }} as unit_date,  -- noqa: AL09
             rec.source_updated_at,
             rec.visible_at,
             rec.landed_id

@@ -5,7 +5,7 @@
 select
     assessment.capability_assessment_key,
     assessment.source_id,
-    org.organisation_key as organisation_key,
+    org.organisation_key,
     assessment.assessment_code,
     assessment.enterprise_code,
     assessment.enterprise_name,

@@ -5,7 +5,7 @@
 select
     project.innovation_project_key,
     project.source_id,
-    org.organisation_key as organisation_key,
+    org.organisation_key,
     project.record_id,
     project.project_id,
     project.enterprise_name,

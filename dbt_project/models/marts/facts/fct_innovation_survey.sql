@@ -5,7 +5,7 @@
 select
     survey.innovation_survey_key,
     survey.source_id,
-    org.organisation_key as organisation_key,
+    org.organisation_key,
     survey.survey_code,
     survey.enterprise_code,
     survey.enterprise_name,

@@ -4,7 +4,7 @@
 select
     demand.technology_demand_key,
     demand.source_id,
-    org.organisation_key as organisation_key,
+    org.organisation_key,
     demand.record_id,
     demand.demand_id,
     demand.enterprise_name,

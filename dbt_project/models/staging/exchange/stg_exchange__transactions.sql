@@ -20,7 +20,7 @@ select
     landed.record ->> 'ma_so_thue_ben_ban' as seller_enterprise_code,
     nullif(btrim(landed.record ->> 'ben_mua'), '') as buyer_name,
     landed.record ->> 'ma_so_thue_ben_mua' as buyer_enterprise_code,
-    (landed.record ->> 'gia_tri')::numeric(18, 3) as value_vnd,
+    (landed.record ->> 'gia_tri')::numeric as value_vnd,
     landed.record ->> 'hinh_thuc' as form,
     (landed.record ->> 'ngay_ky')::date as signed_date,
     landed.record ->> 'so_giay_chung_nhan' as certificate_number
