@@ -174,17 +174,22 @@ FORM_RULES = {"max_quarantined_share": 0.25, "max_volume_drop": 1.0}
 
 
 def gate_and_publish(url: str, workers: int = 2) -> None:
-    """The quality gate on every landed batch, as the sync DAG runs it; publishes what passes."""
+    """The quality gate on every landed batch, as the sync DAG runs it; publishes what passes.
+    Tasks and listings first: reports and deals are checked against the published ones."""
     with psycopg.connect(url) as conn:
         batches = conn.execute(
-            "select batch_id, source_id like '%%_stat_reports' from ops.load_batch"
+            "select batch_id, source_id like '%%_stat_reports',"
+            " entity in ('st_task', 'listing') from ops.load_batch"
             " where state = 'landed' order by batch_id"
         ).fetchall()
     _say(f"gating {len(batches)} batches in {workers} processes ...")
     started = time.monotonic()
+    blocked: list[str] = []
     with ProcessPoolExecutor(workers) as pool:
-        outcomes = list(pool.map(_gate_one, [url] * len(batches), *zip(*batches, strict=True)))
-    blocked = [outcome for outcome in outcomes if outcome]
+        for referenced in (True, False):
+            wave = [(batch_id, form) for batch_id, form, ref in batches if ref is referenced]
+            ids, forms = [batch_id for batch_id, _ in wave], [form for _, form in wave]
+            blocked += filter(None, pool.map(_gate_one, [url] * len(wave), ids, forms))
     _say(f"  gated in {time.monotonic() - started:.0f} s; {len(blocked)} batches blocked")
     for reason in blocked[:5]:
         _say(f"  blocked: {reason}")

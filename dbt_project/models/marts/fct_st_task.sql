@@ -31,7 +31,8 @@ select
     st_task.version,
     st_task.source_updated_at,
     st_task.batch_id,
-    st_task.landed_id
+    st_task.landed_id,
+    st_task.visible_at
 from {{ ref('int_st_tasks_versioned') }} as st_task
 -- The province on today's boundaries, resolved with the code's own date (35 Hà Nam in 2024 →
 -- 37 Ninh Bình).

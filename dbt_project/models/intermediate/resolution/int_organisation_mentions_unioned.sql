@@ -48,6 +48,11 @@ with mentions as (
             rec.source_id,
             rec.record_id,
             nullif(btrim(rec.{{ src.name }}), '') as name,  -- noqa: RF04
+            -- The version table computed the key once (macros/organisation_name.sql); rows a
+            -- version table holds from before it had the column get it here.
+            coalesce(
+                rec.{{ src.name }}_key, {{ organisation_name_key('rec.' ~ src.name) }}
+            ) as name_key,
             nullif(btrim(rec.{{ src.code }}), '') as enterprise_code_as_sent,
             -- Transactions name no province.
             {{ 'rec.' ~ src.province if src.province else 'null' }}::text as province_code,
@@ -73,7 +78,6 @@ with mentions as (
 keyed as (
     select
         mentions.*,
-        {{ organisation_name_key('mentions.name') }} as name_key,
         coalesce(ops.mst_valid(mentions.enterprise_code_as_sent), false) as code_is_valid
     from mentions
 )

@@ -26,6 +26,9 @@ select
     stg.status,
     stg.posted_date,
     stg.unit_date,
+    -- The organisation name keys, computed once per version for organisation resolution
+    -- (macros/organisation_name.sql): the rebuild of the resolution reads them, not the names.
+    {{ organisation_name_key("stg.supplier_name") }} as supplier_name_key,
     {{ version_columns('stg') }}
 from {{ ref('stg_exchange__listings') }} as stg
 where {{ not_yet_versioned('stg', 'listing') }}

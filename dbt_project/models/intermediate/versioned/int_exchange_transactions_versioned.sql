@@ -22,6 +22,10 @@ select
     stg.form,
     stg.signed_date,
     stg.certificate_number,
+    -- The organisation name keys, computed once per version for organisation resolution
+    -- (macros/organisation_name.sql): the rebuild of the resolution reads them, not the names.
+    {{ organisation_name_key("stg.seller_name") }} as seller_name_key,
+    {{ organisation_name_key("stg.buyer_name") }} as buyer_name_key,
     {{ version_columns('stg') }}
 from {{ ref('stg_exchange__transactions') }} as stg
 where {{ not_yet_versioned('stg', 'transaction') }}

@@ -34,6 +34,11 @@ select
     stg.commercialisation,
     stg.origin_registry,
     stg.unit_date,
+    -- The organisation name keys, computed once per version for organisation resolution
+    -- (macros/organisation_name.sql): the rebuild of the resolution reads them, not the names.
+    {{ organisation_name_key(
+        "case when stg.applicant_type <> 'individual' then stg.applicant_name end"
+    ) }} as applicant_name_key,
     {{ version_columns('stg') }}
 from {{ ref('stg_registry__ip_rights') }} as stg
 where {{ not_yet_versioned('stg', 'ip_right') }}

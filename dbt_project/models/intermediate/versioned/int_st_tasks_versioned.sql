@@ -28,6 +28,9 @@ select
     stg.acceptance_rating,
     stg.origin_registry,
     stg.unit_date,
+    -- The organisation name keys, computed once per version for organisation resolution
+    -- (macros/organisation_name.sql): the rebuild of the resolution reads them, not the names.
+    {{ organisation_name_key("stg.host_organisation_name") }} as host_organisation_name_key,
     {{ version_columns('stg') }}
 from {{ ref('stg_registry__st_tasks') }} as stg
 where {{ not_yet_versioned('stg', 'st_task') }}

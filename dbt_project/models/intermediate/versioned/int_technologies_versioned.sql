@@ -27,6 +27,11 @@ select
     stg.commune_code,
     stg.origin_registry,
     stg.unit_date,
+    -- The organisation name keys, computed once per version for organisation resolution
+    -- (macros/organisation_name.sql): the rebuild of the resolution reads them, not the names.
+    {{ organisation_name_key(
+        "case when stg.owner_type <> 'individual' then stg.owner_name end"
+    ) }} as owner_name_key,
     {{ version_columns('stg') }}
 from {{ ref('stg_registry__technologies') }} as stg
 where {{ not_yet_versioned('stg', 'technology') }}

@@ -23,6 +23,9 @@ select
     stg.commune_code,
     stg.origin_registry,
     stg.unit_date,
+    -- The organisation name keys, computed once per version for organisation resolution
+    -- (macros/organisation_name.sql): the rebuild of the resolution reads them, not the names.
+    {{ organisation_name_key("stg.enterprise_name") }} as enterprise_name_key,
     {{ version_columns('stg') }}
 from {{ ref('stg_registry__technology_demands') }} as stg
 where {{ not_yet_versioned('stg', 'technology_demand') }}

@@ -29,7 +29,8 @@ select
     assessment.version,
     assessment.source_updated_at,
     assessment.batch_id,
-    assessment.landed_id
+    assessment.landed_id,
+    assessment.visible_at
 from {{ ref('int_capability_assessments_versioned') }} as assessment
 left join {{ ref('dim_province') }} as prov
     on assessment.province_code = prov.code and {{ valid_on('prov', 'assessment.unit_date') }}

@@ -17,7 +17,8 @@ select
     -- TT 17/2019: maximum points of the criterion's group
     case left(criterion.key, 1)
         when 'T' then 30 when 'E' then 20 when 'O' then 19 when 'R' then 17 when 'I' then 14
-    end as group_max_points
+    end as group_max_points,
+    assessment.visible_at
 from {{ ref('int_capability_assessments_versioned') }} as assessment
 cross join lateral jsonb_each(assessment.criteria_scores) as criterion
 where {{ current_versions('assessment') }}

@@ -26,7 +26,8 @@ select
     listing.version,
     listing.source_updated_at,
     listing.batch_id,
-    listing.landed_id
+    listing.landed_id,
+    listing.visible_at
 from {{ ref('int_exchange_listings_versioned') }} as listing
 left join {{ ref('dim_source') }} as exchange
     on listing.source_id = exchange.source_id

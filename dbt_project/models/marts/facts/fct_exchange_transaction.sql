@@ -26,7 +26,8 @@ select
     deal.version,
     deal.source_updated_at,
     deal.batch_id,
-    deal.landed_id
+    deal.landed_id,
+    deal.visible_at
 from {{ ref('int_exchange_transactions_versioned') }} as deal
 -- The listing as currently known, withdrawn or not (its province does not change with that).
 left join {{ ref('int_exchange_listings_versioned') }} as listing

@@ -23,7 +23,8 @@ select
     expert.version,
     expert.source_updated_at,
     expert.batch_id,
-    expert.landed_id
+    expert.landed_id,
+    expert.visible_at
 from {{ ref('int_experts_versioned') }} as expert
 left join {{ ref('dim_province') }} as prov
     on expert.province_code = prov.code and {{ valid_on('prov', 'expert.unit_date') }}

@@ -29,7 +29,8 @@ select
     project.version,
     project.source_updated_at,
     project.batch_id,
-    project.landed_id
+    project.landed_id,
+    project.visible_at
 from {{ ref('int_innovation_projects_versioned') }} as project
 left join {{ ref('dim_province') }} as prov
     on

@@ -26,7 +26,8 @@ select
     survey.version,
     survey.source_updated_at,
     survey.batch_id,
-    survey.landed_id
+    survey.landed_id,
+    survey.visible_at
 from {{ ref('int_innovation_surveys_versioned') }} as survey
 left join {{ ref('dim_province') }} as prov
     on survey.province_code = prov.code and {{ valid_on('prov', 'survey.unit_date') }}

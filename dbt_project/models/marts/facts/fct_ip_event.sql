@@ -69,6 +69,7 @@ select
     ip_right.version,
     ip_right.source_updated_at,
     ip_right.batch_id,
-    ip_right.landed_id
+    ip_right.landed_id,
+    ip_right.visible_at
 from event
 inner join ip_right on event.ip_right_key = ip_right.ip_right_key

@@ -35,7 +35,8 @@ select
     ip.version,
     ip.source_updated_at,
     ip.batch_id,
-    ip.landed_id
+    ip.landed_id,
+    ip.visible_at
 from {{ ref('int_ip_rights_versioned') }} as ip
 left join {{ ref('dim_province') }} as prov
     on

@@ -27,7 +27,8 @@ select
     org.version,
     org.source_updated_at,
     org.batch_id,
-    org.landed_id
+    org.landed_id,
+    org.visible_at
 from {{ ref('int_organisations_versioned') }} as org
 left join {{ ref('dim_province') }} as prov
     on org.province_code = prov.code and {{ valid_on('prov', 'org.unit_date') }}

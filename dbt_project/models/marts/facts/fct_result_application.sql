@@ -65,7 +65,8 @@ select
     report.version,
     report.source_updated_at,
     report.batch_id,
-    report.landed_id
+    report.landed_id,
+    report.visible_at
 from report
 {{ join_organisation('report', 'result_application', 'beneficiary', 'org') }}
 left join task

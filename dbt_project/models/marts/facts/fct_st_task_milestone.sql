@@ -18,7 +18,8 @@ with task as (
         t.version,
         t.source_updated_at,
         t.batch_id,
-        t.landed_id
+        t.landed_id,
+        t.visible_at
     from {{ ref('int_st_tasks_versioned') }} as t
     where {{ current_versions('t') }}
 ),
@@ -121,7 +122,8 @@ select
     task.version,
     task.source_updated_at,
     task.batch_id,
-    task.landed_id
+    task.landed_id,
+    task.visible_at
 from milestone
 inner join task on milestone.st_task_key = task.st_task_key
 left join {{ ref('dim_province') }} as prov

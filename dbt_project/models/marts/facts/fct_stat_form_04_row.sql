@@ -42,6 +42,7 @@ select
     r.ghi_chu,
     r.version,
     r.batch_id,
-    r.landed_id
+    r.landed_id,
+    r.visible_at
 from current_rows as r
 where r.version = r.report_version

@@ -28,7 +28,8 @@ select
     tech.version,
     tech.source_updated_at,
     tech.batch_id,
-    tech.landed_id
+    tech.landed_id,
+    tech.visible_at
 from {{ ref('int_technologies_versioned') }} as tech
 left join {{ ref('dim_province') }} as prov
     on

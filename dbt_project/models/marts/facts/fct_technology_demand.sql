@@ -25,7 +25,8 @@ select
     demand.version,
     demand.source_updated_at,
     demand.batch_id,
-    demand.landed_id
+    demand.landed_id,
+    demand.visible_at
 from {{ ref('int_technology_demands_versioned') }} as demand
 left join {{ ref('dim_province') }} as prov
     on

@@ -31,7 +31,8 @@ select
     deal.signed_year,
     null::integer as report_year,
     deal.certificate_number,
-    deal.province_code_current
+    deal.province_code_current,
+    deal.visible_at
 from {{ ref('fct_exchange_transaction') }} as deal
 
 union all
@@ -52,6 +53,7 @@ select
     extract(year from f.ngay_ky)::integer as signed_year,
     f.report_year,
     null as certificate_number,
-    f.reporting_province_code as province_code_current
+    f.reporting_province_code as province_code_current,
+    f.visible_at
 from form_06_rows as f
 where f.version = f.report_version
