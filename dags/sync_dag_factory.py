@@ -3,7 +3,7 @@
 - One sync DAG per source and entity: extract → land → gate → publish. Runs on the source's
   change events (asset `sti://<source>/<entity>`) with its cron as the safety net; publishing
   updates the asset `sti://published/<entity>`.
-- One warehouse DAG: the dbt project (Cosmos, one task per model with its tests), run when any
+- One warehouse DAG: the dbt project (Cosmos, one task per step with its tests), run when any
   entity was published, and nightly; write–audit–publish: begin_publish → dbt builds into the
   build schemas → publish (connectors/warehouse_publish.py), record_outcome fails the run
   naming the failed tests when anything failed.
@@ -19,17 +19,12 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import pendulum
-from airflow.sdk import DAG, Asset, AssetAny, BaseHook, task
+from airflow.sdk import DAG, Asset, AssetAny, BaseHook, TaskGroup, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
-from cosmos import (
-    DbtTaskGroup,
-    ExecutionConfig,
-    ProfileConfig,
-    ProjectConfig,
-    RenderConfig,
-)
-from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+from cosmos import ProfileConfig
+from cosmos.constants import InvocationMode
+from cosmos.operators.local import DbtBuildLocalOperator
 from cosmos.profiles.postgres.user_pass import PostgresUserPasswordProfileMapping
 
 from connectors.catalogue import Source
@@ -189,8 +184,9 @@ def build_warehouse_dag(entities: list[str]) -> DAG:
         dag_id=WAREHOUSE_DAG_ID,
         description="dbt: published landing batches → staging → intermediate → marts, then publish",
         doc_md=(
-            "Builds the dbt project (`dbt_project/`) with Cosmos: one task per model or seed,"
-            " running it with its tests. Triggered when any sync DAG publishes a batch (assets"
+            "Builds the dbt project (`dbt_project/`) with Cosmos, one `dbt build` task per step"
+            " (seeds; staging, version tables and snapshots; then resolution, dimensions, facts"
+            " and KPI) with its tests. Triggered when any sync DAG publishes a batch (assets"
             f" `sti://published/<entity>`), and nightly at `{WAREHOUSE_SCHEDULE}` ({TIMEZONE})."
             "\n\nWrite–audit–publish (`connectors/warehouse_publish.py`): `begin_publish` opens"
             " a row in `ops.warehouse_publish` with the build's cutoff; dbt builds `marts` and"
@@ -220,37 +216,37 @@ def build_warehouse_dag(entities: list[str]) -> DAG:
             begun = begin(warehouse_url(), run_id=context["run_id"])
             return {"publish_id": begun.publish_id, "cutoff": begun.cutoff.isoformat()}
 
-        dbt = DbtTaskGroup(
-            group_id="dbt",
-            project_config=ProjectConfig(
-                dbt_project_path=DBT_PROJECT,
-                manifest_path=DBT_PROJECT / "target" / "manifest.json",
-            ),
-            profile_config=ProfileConfig(
-                profile_name="sti_warehouse",
-                target_name="airflow",
-                profile_mapping=_PostgresProfileMapping(
-                    conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": "analytics"}
-                ),
-            ),
-            # dbt shares the Airflow environment, so it runs in-process: no interpreter start-up
-            # per model.
-            execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
-            # One `dbt build` task per model or seed: the node and its tests together. Tests
-            # spanning two models (relationships) get their own task after both are built.
-            render_config=RenderConfig(
-                load_method=LoadMode.DBT_MANIFEST,
-                test_behavior=TestBehavior.BUILD,
-                should_detach_multiple_parents_tests=True,
-            ),
-            operator_args={
-                "install_deps": False,
-                "emit_datasets": False,
-                # Templated per run: every dbt task builds for the same publish and cutoff.
-                "vars": WAP_DBT_VARS,
-                "callback": _push_dbt_failures,
-            },
-        )
+        # dbt in three steps, each one `dbt build` (models, snapshots and their tests) in one
+        # dbt invocation: a task per model would start dbt ~100 times per run. A failed task
+        # names its failed nodes and tests (XCom, record_outcome). Tests spanning two steps
+        # run with the later one (indirect selection "buildable").
+        with TaskGroup(group_id="dbt") as dbt:
+            previous = None
+            for layer, (select, exclude) in DBT_LAYERS.items():
+                step = DbtBuildLocalOperator(
+                    task_id=layer,
+                    project_dir=DBT_PROJECT,
+                    profile_config=ProfileConfig(
+                        profile_name="sti_warehouse",
+                        target_name="airflow",
+                        profile_mapping=_PostgresProfileMapping(
+                            conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": "analytics"}
+                        ),
+                    ),
+                    # dbt shares the Airflow environment: it runs in-process.
+                    invocation_mode=InvocationMode.DBT_RUNNER,
+                    select=select,
+                    exclude=exclude,
+                    indirect_selection="buildable",
+                    install_deps=False,
+                    emit_datasets=False,
+                    # Templated per run: every layer builds for the same publish and cutoff.
+                    vars=WAP_DBT_VARS,
+                    callback=_push_dbt_failures,
+                )
+                if previous is not None:
+                    previous >> step
+                previous = step
 
         @task(retries=0)  # a publish that failed was rolled back; the next run builds again
         def publish(begun: dict[str, Any]) -> dict[str, Any]:
@@ -301,6 +297,14 @@ WAP_DBT_VARS = {
     "publish_id": "{{ " + _BEGUN + "['publish_id'] }}",
 }
 DBT_FAILURES_XCOM = "dbt_failures"
+# The dbt steps of the warehouse DAG, in order: task id → (select, exclude), dbt syntax. The
+# last builds what reads the history (resolution, dimensions, facts, KPI) in dependency order.
+_HISTORY = "path:models/staging path:models/intermediate/versioned path:snapshots"
+DBT_LAYERS = {
+    "seeds": ("resource_type:seed", None),
+    "history": (_HISTORY, None),
+    "marts": (None, f"resource_type:seed {_HISTORY}"),
+}
 
 
 def _push_dbt_failures(project_dir: str, context: Any = None, **_: Any) -> None:

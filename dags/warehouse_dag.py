@@ -1,7 +1,7 @@
 """The Airflow warehouse DAG: dbt over the published batches of every catalogue entity.
 
-Separate from the sync DAGs' file so that a missing dbt manifest (`dbt parse`; the demo and the
-tests build it) stops only this DAG, never the extraction."""
+Separate from the sync DAGs' file so that a problem with the dbt project stops only this DAG,
+never the extraction."""
 
 from connectors.catalogue import load_catalogue
 from dags.sync_dag_factory import build_warehouse_dag

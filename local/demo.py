@@ -41,7 +41,7 @@ def main() -> int:
     dag_ids = [f"{s.id}__{entity}" for s in sources for entity in s.entities]
     try:
         ensure_schema(warehouse_url)
-        step("dbt", "parsing the project (manifest for the warehouse DAG's dbt tasks)")
+        step("dbt", "parsing the project (a broken project stops here; later builds parse less)")
         build_manifest()
         settings = airflow_settings(AIRFLOW_HOME)
         step("airflow", f"migrating the metadata DB in {AIRFLOW_HOME.relative_to(Path.cwd())}")

@@ -62,7 +62,7 @@ def test_the_dag_is_generated_from_the_catalogue_with_events_and_a_safety_net(
     assert isinstance(warehouse_dag.timetable, AssetOrTimeSchedule)
     condition = str(warehouse_dag.timetable.asset_condition)
     assert "sti://published/st_task" in condition and "sti://published/listing" in condition
-    assert "dbt.fct_st_task_model_build" in warehouse_dag.task_ids
+    assert warehouse_dag.get_task("dbt.marts").upstream_task_ids == {"dbt.history"}
 
 
 def _run(dag, warehouse_url, registry, monkeypatch):
