@@ -26,7 +26,8 @@ select
     stg.unit_date,
     -- The organisation name keys, computed once per version for organisation resolution
     -- (macros/organisation_name.sql): the rebuild of the resolution reads them, not the names.
-    {{ organisation_name_key("stg.beneficiary_enterprise_name") }} as beneficiary_enterprise_name_key,
+    {{ organisation_name_key("stg.beneficiary_enterprise_name") }}
+        as beneficiary_enterprise_name_key,
     {{ version_columns('stg') }}
 from {{ ref('stg_registry__result_applications') }} as stg
 where {{ not_yet_versioned('stg', 'result_application') }}
