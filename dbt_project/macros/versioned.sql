@@ -25,7 +25,7 @@
             {'columns': ['source_id', 'record_id']},
             {'columns': ['loaded_by']},
         ],
-        'post_hook': ['{{ supersede_versions() }}', 'analyze {{ this }}'],
+        'post_hook': ['{{ supersede_versions() }}'],
     }) }}
 {%- endmacro %}
 
@@ -115,4 +115,15 @@
     {{ alias }}.superseded_at is null
     {%- endif %}
     and not {{ alias }}.is_deleted
+{%- endmacro %}
+
+{#- Post-hook of every table dbt builds (dbt_project.yml): fresh statistics, so the next models'
+    and tests' joins over millions of rows are planned as hash joins, not nested loops over an
+    estimate of a few hundred rows. Views have no statistics of their own. -#}
+{% macro analyze_if_table() -%}
+    {%- if config.get('materialized') in ('table', 'incremental', 'snapshot') -%}
+        analyze {{ this }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
 {%- endmacro %}
