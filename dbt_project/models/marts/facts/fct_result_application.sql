@@ -11,7 +11,7 @@ with report as (
 task as (
     select
         t.source_id,
-        t.task_code,
+        t.record_id as task_code,
         t.acceptance_date,
         t.province_code,
         t.unit_date
