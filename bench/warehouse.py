@@ -305,8 +305,15 @@ def change_records(url: str, share: float, delete_share: float) -> tuple[int, in
             """
             insert into raw.landed_record (batch_id, source_id, entity, record_id, version,
                 updated_at, deleted, extracted_at, checksum, payload)
+            -- A second after the version it replaces: a re-sent record keeps the dates the gate
+            -- checked its unit codes against (a pre-merger record stays dated before 2025-07-01).
             select nb.batch_id, p.source_id, p.entity, p.record_id, coalesce(p.version, 0) + 1,
-                now(), p.to_delete, now(),
+                (
+                    select max(prior.updated_at) from raw.landed_record as prior
+                    where prior.source_id = p.source_id and prior.entity = p.entity
+                        and prior.record_id = p.record_id
+                ) + interval '1 second',
+                p.to_delete, now(),
                 sha256(convert_to(p.record::text || '|bench change', 'UTF8')), p.record
             from picked as p
             inner join new_batch as nb using (source_id, entity)

@@ -66,8 +66,8 @@ def _tail(log: Path) -> str:
 def _get(url: str, token: str | None = None, **kwargs):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        return requests.get(url, headers=headers, timeout=10, **kwargs)
-    except requests.ConnectionError:
+        return requests.get(url, headers=headers, timeout=30, **kwargs)
+    except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy: ask again
         return None
 
 
@@ -123,7 +123,7 @@ def _run_scenario(base: str, airflow: subprocess.Popen, log: Path, warehouse_url
         return reply is not None and reply.status_code == 200
 
     _wait_for("the API server", healthy, 180, airflow, log)
-    token = requests.get(f"{base}/auth/token", timeout=10).json()["access_token"]
+    token = requests.get(f"{base}/auth/token", timeout=30).json()["access_token"]
 
     def dag_parsed():
         reply = _get(f"{base}/api/v2/dags/{DAG_ID}", token)
@@ -132,7 +132,7 @@ def _run_scenario(base: str, airflow: subprocess.Popen, log: Path, warehouse_url
     _wait_for("the DAG to be parsed", dag_parsed, 180, airflow, log)
     headers = {"Authorization": f"Bearer {token}"}
     requests.patch(
-        f"{base}/api/v2/dags/{DAG_ID}", json={"is_paused": False}, headers=headers, timeout=10
+        f"{base}/api/v2/dags/{DAG_ID}", json={"is_paused": False}, headers=headers, timeout=30
     ).raise_for_status()
 
     def asset_id():
@@ -145,7 +145,7 @@ def _run_scenario(base: str, airflow: subprocess.Popen, log: Path, warehouse_url
         f"{base}/api/v2/assets/events",
         json={"asset_id": asset, "extra": {"subscription": "ninh-binh-registry"}},
         headers=headers,
-        timeout=10,
+        timeout=30,
     )
     assert event.status_code == 200, event.text
 
