@@ -1,5 +1,5 @@
 -- Provinces with the period each code meaning is valid in ('-infinity'/'infinity' for open
--- ends, so that valid_on() needs no null handling) and the province each one is part of
+-- ends, so that joins on them need no null handling) and the province each one is part of
 -- on today's boundaries. The 2025 reform merged whole provinces (no province was split), so an
 -- old province restates to exactly the province it merged into; a unit still valid today
 -- restates to itself.
