@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -249,3 +250,19 @@ class JsonApiClient:
 def shorten(text: str, limit: int = 60) -> str:
     """``text`` cut to ``limit`` characters, with an ellipsis if it was longer."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def bound_in(moment: datetime, zone: tzinfo, name: str) -> datetime:
+    """The extraction bound ``name`` (an aware datetime) in ``zone``, to format for a request.
+
+    ``datetime.min`` or ``datetime.max`` (from the beginning, nothing yet) can leave the years
+    a datetime holds once converted: such a bound is clamped to the edge in ``zone``. That moves
+    it by hours within year 1 or 9999, where no record is.
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (e.g. datetime(..., tzinfo=UTC))")
+    try:
+        return moment.astimezone(zone)
+    except OverflowError:
+        edge = datetime.min if moment.year == 1 else datetime.max
+        return edge.replace(tzinfo=zone)

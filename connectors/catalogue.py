@@ -14,10 +14,12 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+from croniter import CroniterBadDateError, CroniterError, croniter
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "dags" / "sources.yml"
 # Points the DAG files at another catalogue (a test's, or a deployment's own).
@@ -106,6 +108,12 @@ def load_catalogue(path: Path | None = None) -> list[Source]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogueError(f"{path}: cannot read the source catalogue: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise CatalogueError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}"
+            f" at offset {exc.start}); save the catalogue as UTF-8"
+        ) from None
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -180,9 +188,11 @@ def _source(path: Path, node: yaml.Node) -> Source:
             f" {' or '.join(system.contracts)}, not {values['contract']!r}"
         )
     entities = _entities(path, fields["entities"][1], values["system"], system)
-    if len(values["schedule"].split()) != 5:
+    problem = _cron_problem(values["schedule"])
+    if problem:
         raise CatalogueError(
-            f"{_at(path, fields['schedule'][1])}: schedule must be a 5-field cron expression"
+            f"{_at(path, fields['schedule'][1])}: schedule must be a 5-field cron expression:"
+            f" {problem}"
         )
     docs = values.get("docs")
     if docs is not None and not isinstance(docs, str):
@@ -201,6 +211,23 @@ def _source(path: Path, node: yaml.Node) -> Source:
         docs=docs,
         quality=_quality(path, fields["quality"]) if "quality" in fields else (),
     )
+
+
+def _cron_problem(expression: str) -> str | None:
+    """Why the DAG's CronTriggerTimetable would never run `expression`, or None.
+
+    croniter is what Airflow parses the cron with (it comes with Airflow).
+    """
+    if len(expression.split()) != 5:
+        return f"{expression!r} has {len(expression.split())} fields"
+    try:
+        # Parsing alone accepts "0 0 31 2 *": a next run shows the safety net ever fires.
+        croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        return f"{expression!r} never fires"
+    except CroniterError as exc:
+        return str(exc)  # names the expression and what is wrong with it
+    return None
 
 
 def _entities(path: Path, node: yaml.Node, system_name: str, system: System) -> tuple[str, ...]:

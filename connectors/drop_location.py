@@ -14,22 +14,29 @@ metadata) and whose ``local_path`` downloads to a temporary file, then map its s
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import unquote, urlsplit
+
+log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20  # sha256 is streamed in 1 MiB chunks
 DEFAULT_MIN_AGE_SECONDS = 30.0
-# Files that are not drops (yet): Office lock files, hidden files (which covers ".x.part"),
-# downloads and copies in progress.
-_IGNORED_PREFIXES = ("~$", ".")
-_IGNORED_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", "~")
+# A modification time this far ahead of our clock is not a file being written (whose time is
+# "now", give or take the file server's clock skew) but a wrong clock or a tampered date.
+FUTURE_SLACK_SECONDS = 60.0
+# Files that are not drops (yet), left alone without a word: Office and LibreOffice lock files,
+# downloads and copies in progress (".x.part" too, hidden or not).
+_TRANSIENT_PREFIXES = ("~$", ".~lock.")
+_TRANSIENT_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", "~")
 
 
 class DroppedFile(Protocol):
@@ -52,9 +59,27 @@ class DroppedFile(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A file the location does not hand over, and why: `skipped` (hidden, dated in the
+    future: it may land later) or `rejected` (it must never be read, e.g. a link out of the
+    location). Recorded in ops.drop_file, so that no file is left out silently."""
+
+    name: str
+    size: int
+    modified_at: datetime
+    sha256: str  # of the content; of the link's target path for a link that is not followed
+    state: Literal["skipped", "rejected"]
+    reason: str
+
+
+OnSkipped = Callable[[SkippedFile], None]
+
+
 class DropLocation(Protocol):
-    def list_files(self) -> Iterator[DroppedFile]:
-        """The files ready to land, in name order."""
+    def list_files(self, on_skipped: OnSkipped | None = None) -> Iterator[DroppedFile]:
+        """The files ready to land, in name order; each file left out is logged and passed to
+        `on_skipped` (transient files, such as lock files and partial downloads, excepted)."""
         ...
 
 
@@ -74,10 +99,13 @@ def file_sha256(path: Path) -> str:
 class LocalFile:
     """A file in a local folder. Its sha256 is computed on first use and kept."""
 
-    __slots__ = ("_mtime_ns", "_sha256", "modified_at", "name", "path", "size")
+    __slots__ = ("_folder", "_mtime_ns", "_sha256", "modified_at", "name", "path", "size")
 
-    def __init__(self, path: Path, name: str, status: os.stat_result) -> None:
+    def __init__(
+        self, path: Path, name: str, status: os.stat_result, folder: Path | None = None
+    ) -> None:
         self.path = path
+        self._folder = folder  # resolved; the file must still resolve inside it when read
         self.name = name
         self.size = status.st_size
         self._mtime_ns = status.st_mtime_ns
@@ -106,6 +134,8 @@ class LocalFile:
             raise FileChangedError(f"{self.name} was removed after it was listed") from None
         if status.st_size != self.size or status.st_mtime_ns != self._mtime_ns:
             raise FileChangedError(f"{self.name} changed after it was listed; it lands next run")
+        if self._folder is not None and _outside(self.path, self._folder):
+            raise FileChangedError(f"{self.name} became a link out of the drop folder")
 
     def __repr__(self) -> str:
         modified = f"{self.modified_at:%Y-%m-%dT%H:%M:%SZ}"
@@ -116,9 +146,11 @@ class LocalFolder:
     """A local folder watched for drops (implements DropLocation).
 
     `pattern` is a glob relative to the folder ("*" = its files, not its subfolders;
-    "**/*.xlsx" = recursive). Hidden files, Office lock files ("~$x.xlsx"), partial
-    downloads (".part", ".crdownload", …) and files modified less than `min_age_seconds` ago
-    (possibly still being written) are left for a later run.
+    "**/*.xlsx" = recursive). Office lock files ("~$x.xlsx"), partial downloads (".part",
+    ".crdownload", …) and files modified less than `min_age_seconds` ago (possibly still being
+    written) are left for a later run without a word. Hidden files and files dated in the
+    future are skipped, and a file resolving (through a link) outside the folder is rejected:
+    these are logged and passed to `on_skipped`, to be recorded.
     """
 
     def __init__(
@@ -134,31 +166,84 @@ class LocalFolder:
         self.pattern = pattern
         self.min_age_seconds = min_age_seconds
 
-    def list_files(self) -> Iterator[LocalFile]:
+    def list_files(self, on_skipped: OnSkipped | None = None) -> Iterator[LocalFile]:
         if not self.folder.is_dir():
             raise FileNotFoundError(f"drop folder {self.folder} does not exist or is no folder")
-        newest_allowed_ns = time.time_ns() - int(self.min_age_seconds * 1e9)
+        folder = self.folder.resolve()
+        now_ns = time.time_ns()
+        newest_allowed_ns = now_ns - int(self.min_age_seconds * 1e9)
+        future_ns = now_ns + int(FUTURE_SLACK_SECONDS * 1e9)
         for path in sorted(self.folder.glob(self.pattern)):
             name = path.relative_to(self.folder).as_posix()
-            if _ignored(name):
+            if _transient(name):
                 continue
             try:
                 status = path.stat()
-            except FileNotFoundError:  # removed since the folder was read
+            except FileNotFoundError:  # removed since the folder was read (or a broken link)
                 continue
-            if not stat.S_ISREG(status.st_mode) or status.st_mtime_ns > newest_allowed_ns:
+            if not stat.S_ISREG(status.st_mode):
                 continue
-            yield LocalFile(path, name, status)
+            # A link (or a linked subfolder) out of the folder would land whatever it points
+            # at: rejected without reading it; its "content" is its target, as git stores links.
+            if _outside(path, folder):
+                target = str(path.resolve())
+                link = path.lstat()
+                _skip(
+                    on_skipped,
+                    SkippedFile(
+                        name,
+                        link.st_size,
+                        datetime.fromtimestamp(link.st_mtime_ns / 1e9, UTC),
+                        hashlib.sha256(f"link:{target}".encode()).hexdigest(),
+                        "rejected",
+                        f"{name}: a link to {target}, outside the drop folder; copy the file"
+                        " into the folder instead",
+                    ),
+                )
+                continue
+            if status.st_mtime_ns > newest_allowed_ns and status.st_mtime_ns <= future_ns:
+                continue  # possibly still being written: a later run lands it
+            dropped = LocalFile(path, name, status, folder)
+            if status.st_mtime_ns > future_ns:
+                reason = (
+                    f"{name}: modified at {dropped.modified_at:%Y-%m-%d %H:%M:%SZ}, in the"
+                    " future; it lands once that time has passed (check the clock of the"
+                    " machine that saved it)"
+                )
+            elif any(part.startswith(".") for part in name.split("/")):
+                reason = f"{name}: a hidden file (its name starts with '.'); rename it to land it"
+            else:
+                yield dropped
+                continue
+            try:
+                digest = dropped.sha256
+            except FileChangedError:
+                continue  # being written after all: the next run looks again
+            _skip(
+                on_skipped,
+                SkippedFile(name, dropped.size, dropped.modified_at, digest, "skipped", reason),
+            )
 
     def __repr__(self) -> str:
         return f"LocalFolder({str(self.folder)!r}, pattern={self.pattern!r})"
 
 
-def _ignored(name: str) -> bool:
+def _transient(name: str) -> bool:
     return any(
-        part.startswith(_IGNORED_PREFIXES) or part.lower().endswith(_IGNORED_SUFFIXES)
+        part.startswith(_TRANSIENT_PREFIXES) or part.lower().endswith(_TRANSIENT_SUFFIXES)
         for part in name.split("/")
     )
+
+
+def _outside(path: Path, folder: Path) -> bool:
+    """Whether `path`, links resolved, is outside `folder` (resolved)."""
+    return not path.resolve().is_relative_to(folder)
+
+
+def _skip(on_skipped: OnSkipped | None, skipped: SkippedFile) -> None:
+    log.warning("%s %s", skipped.state, skipped.reason)
+    if on_skipped is not None:
+        on_skipped(skipped)
 
 
 def open_location(

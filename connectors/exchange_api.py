@@ -42,7 +42,7 @@ from typing import Any
 
 import requests
 
-from connectors.api_client import JsonApiClient, Reply, shorten
+from connectors.api_client import JsonApiClient, Reply, bound_in, shorten
 from connectors.errors import RepeatedCursorError, SourceAuthError, SourceResponseError
 from connectors.http import redact_url
 
@@ -181,9 +181,7 @@ def format_instant(moment: datetime) -> str:
     Rounding a lower bound down widens an inclusive window by less than a second: records
     already landed come again and are skipped as duplicates; none is missed.
     """
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("modified_since must be timezone-aware (e.g. datetime(..., tzinfo=UTC))")
-    return moment.astimezone(VN_TZ).replace(microsecond=0).isoformat()
+    return bound_in(moment, VN_TZ, "modified_since").replace(microsecond=0).isoformat()
 
 
 def _parse_instant(text: object) -> datetime | None:

@@ -4,6 +4,13 @@ A batch is recorded in the ledger (`ops.load_batch`) as `extracting` before the 
 so operators can see it running. The records, the ledger's move to `landed` and the advance of
 the incremental cursor (`ops.source_cursor`) are committed in one transaction: a crash anywhere
 leaves no partial batch and no advanced cursor, and the next run extracts the same range again.
+When a load fails, its error is written to the ledger; if the database itself is gone, the
+error waits in a spool file until the next load of the same entity can record it.
+
+A record is identified by (record_id, version), and a version is immutable by contract: a
+record sent again with the same version and content (a repeated page, an inclusive cursor) is
+counted as skipped, never landed twice; the same version with other content is landed with a
+`landing_issue`, so the gate quarantines it and the content accepted first stays.
 
 The extraction runs one page ahead of the COPY, in a background thread: while this thread
 serialises a page and PostgreSQL ingests it, the next page is requested and parsed. At most
@@ -15,13 +22,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import queue
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import orjson
 import psycopg
@@ -58,6 +69,18 @@ _PREFETCH_PAGES = 1  # pages extracted ahead of the one being landed
 # After a failure while landing, how long to wait for the page being fetched before leaving the
 # extraction thread to finish on its own (it stops at the next page boundary).
 _STOP_WAIT_SECONDS = 10.0
+# After a failed load, how long to keep trying to write its error to the ledger (a restarting
+# PostgreSQL is back within seconds) before leaving it in the spool for the next load.
+_RECORD_ERROR_SECONDS = 15.0
+_ABANDONED = "abandoned: the process running this batch stopped before committing"
+# What a batch extracted: everything (no cursor yet), the changes since the cursor, or one file.
+Extraction = Literal["full", "incremental", "file"]
+
+
+def error_spool_dir() -> Path:
+    """Where a load leaves its error when the ledger cannot be reached (per machine/worker)."""
+    configured = os.environ.get("STI_LEDGER_SPOOL")
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / "sti-ledger-spool"
 
 
 class PageLike(Protocol):
@@ -127,43 +150,39 @@ def land_extraction(
     contract: str,
     extract: Extract,
     rules: RecordRules = NO_RULES,
+    extraction: Extraction | None = None,
 ) -> LandResult:
     """Run `extract(updated_since)` and land every record it yields as one load batch.
 
     `updated_since` is the cursor committed by the last landed batch. Sources treat it as
     inclusive, so records at exactly that instant come back; those already landed with the
     same id, version and content are counted as skipped instead of being landed twice.
+    `extraction` says what the batch holds, for the gate's volume rule; by default "full"
+    without a cursor and "incremental" with one.
     """
     with (
         psycopg.connect(warehouse_url, autocommit=True) as data,
         psycopg.connect(warehouse_url, autocommit=True) as ledger,
     ):
         _lock_source(data, source_id, entity)
-        ledger.execute(
-            "update ops.load_batch set state = 'failed', failed_at = now(),"
-            " error = 'abandoned: the process running this batch stopped before committing'"
-            " where source_id = %s and entity = %s and state = 'extracting'",
-            (source_id, entity),
-        )
+        _close_abandoned(ledger, source_id, entity)
         row = ledger.execute(
             "select high_watermark from ops.source_cursor where source_id = %s and entity = %s",
             (source_id, entity),
         ).fetchone()
         updated_since = row[0] if row else None
+        if extraction is None:
+            extraction = "full" if updated_since is None else "incremental"
         (batch_id,) = ledger.execute(
-            "insert into ops.load_batch (source_id, entity, contract, updated_since)"
-            " values (%s, %s, %s, %s) returning batch_id",
-            (source_id, entity, contract, updated_since),
+            "insert into ops.load_batch (source_id, entity, contract, updated_since, extraction)"
+            " values (%s, %s, %s, %s, %s) returning batch_id",
+            (source_id, entity, contract, updated_since, extraction),
         ).fetchone()
         log.info("batch %s: extracting %s/%s since %s", batch_id, source_id, entity, updated_since)
         try:
             result = _land(data, batch_id, source_id, entity, updated_since, extract, rules)
         except BaseException as exc:
-            ledger.execute(
-                "update ops.load_batch set state = 'failed', failed_at = now(), error = %s"
-                " where batch_id = %s",
-                (f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS], batch_id),
-            )
+            _record_failure(warehouse_url, ledger, batch_id, f"{type(exc).__name__}: {exc}")
             raise
     log.info(
         "batch %s: landed %s of %s records (%s already landed) in %s pages",
@@ -174,6 +193,57 @@ def land_extraction(
         result.pages,
     )
     return result
+
+
+def _close_abandoned(ledger: psycopg.Connection, source_id: str, entity: str) -> None:
+    """Batches of this entity still `extracting` belong to a load that died (this one holds the
+    lock): failed, with the error their load spooled when the database was gone, if any."""
+    abandoned = ledger.execute(
+        "select batch_id from ops.load_batch"
+        " where source_id = %s and entity = %s and state = 'extracting'",
+        (source_id, entity),
+    ).fetchall()
+    for (batch_id,) in abandoned:
+        spooled = error_spool_dir() / f"batch-{batch_id}.txt"
+        try:
+            error = f"{_ABANDONED}: {spooled.read_text(encoding='utf-8')}"
+        except OSError:
+            error = _ABANDONED
+        ledger.execute(
+            "update ops.load_batch set state = 'failed', failed_at = now(), error = %s"
+            " where batch_id = %s and state = 'extracting'",
+            (error[:_MAX_ERROR_CHARS], batch_id),
+        )
+        spooled.unlink(missing_ok=True)
+
+
+def _record_failure(
+    warehouse_url: str, ledger: psycopg.Connection, batch_id: int, error: str
+) -> None:
+    """Write a failed load's error to the ledger, reconnecting while the database restarts; if
+    it stays unreachable, spool the error for the next load (`_close_abandoned`)."""
+    error = error[:_MAX_ERROR_CHARS]
+    update = (
+        "update ops.load_batch set state = 'failed', failed_at = now(), error = %s"
+        " where batch_id = %s"
+    )
+    deadline = time.monotonic() + _RECORD_ERROR_SECONDS
+    while True:
+        try:
+            if ledger.closed or ledger.broken:
+                with psycopg.connect(warehouse_url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(update, (error, batch_id))
+            else:
+                ledger.execute(update, (error, batch_id))
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)
+    spool = error_spool_dir()
+    spool.mkdir(parents=True, exist_ok=True)
+    (spool / f"batch-{batch_id}.txt").write_text(error, encoding="utf-8")
+    log.error("batch %s: the ledger is unreachable; its error is spooled in %s", batch_id, spool)
 
 
 def _lock_source(conn: psycopg.Connection, source_id: str, entity: str) -> None:
@@ -224,6 +294,7 @@ def _land(
                         high_watermark is None or updated_at > high_watermark
                     ):
                         high_watermark = updated_at
+        landed -= _settle_repeats(conn, batch_id, source_id, entity)
         # A batch that broke its contract raises here: nothing of it is committed.
         drift = shape.finish() if shape is not None else None
         if drift and "retyped_in_some_records" in drift:
@@ -260,6 +331,38 @@ def _land(
         pages=pages,
         high_watermark=high_watermark,
     )
+
+
+def _settle_repeats(conn: psycopg.Connection, batch_id: int, source_id: str, entity: str) -> int:
+    """Rows of the batch whose id and version were landed before (earlier in this batch or in
+    an earlier one): an exact repeat is removed (and counted as skipped); other content for the
+    same version gets a landing issue, so the gate quarantines it. Returns the repeats removed.
+    """
+    conn.execute(
+        "create temporary table landing_repeat on commit drop as"
+        " select r.landed_id, bool_or(e.checksum = r.checksum) as same_content,"
+        " min(e.landed_id) as first_landed_id"
+        " from raw.landed_record as r join raw.landed_record as e"
+        " on e.source_id = %(source)s and e.entity = %(entity)s"
+        " and e.record_id = r.record_id and e.version = r.version and e.landed_id < r.landed_id"
+        " where r.batch_id = %(batch)s group by r.landed_id",
+        {"source": source_id, "entity": entity, "batch": batch_id},
+    )
+    repeats = conn.execute(
+        "delete from raw.landed_record as r using landing_repeat as x"
+        " where r.landed_id = x.landed_id and x.same_content"
+    ).rowcount
+    conn.execute(
+        "update raw.landed_record as r set landing_issue = concat_ws('; ', r.landing_issue,"
+        " format('version %s of this record was already received with other content'"
+        " || ' (landed_id %s, batch %s); a version cannot change, the first content stands',"
+        " r.version, first.landed_id, first.batch_id))"
+        " from landing_repeat as x join raw.landed_record as first"
+        " on first.landed_id = x.first_landed_id"
+        " where r.landed_id = x.landed_id and not x.same_content"
+    )
+    conn.execute("drop table landing_repeat")
+    return repeats
 
 
 _JSONB_TYPES = {"string", "number", "integer", "boolean", "array", "object"}

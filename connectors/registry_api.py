@@ -29,7 +29,7 @@ from urllib.parse import quote
 import orjson
 import requests
 
-from connectors.api_client import JsonApiClient, Reply, shorten
+from connectors.api_client import JsonApiClient, Reply, bound_in, shorten
 from connectors.errors import RepeatedCursorError, SourceAuthError, SourceResponseError
 from connectors.http import body_excerpt, redact, redact_url
 
@@ -289,10 +289,5 @@ def _envelope_problem(envelope: Any) -> str | None:
 
 def format_rfc3339(moment: datetime) -> str:
     """An aware datetime as RFC 3339 in UTC with a ``Z`` suffix, e.g. 2024-03-05T08:15:00Z."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("updated_since must be timezone-aware (e.g. datetime(..., tzinfo=UTC))")
-    moment = moment.astimezone(UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}"
-    return text + "Z"
+    # isoformat, not strftime: %Y does not pad years below 1000 (datetime.min -> "1-01-01").
+    return bound_in(moment, UTC, "updated_since").replace(tzinfo=None).isoformat() + "Z"

@@ -74,6 +74,15 @@ _FOOTER = re.compile(
 _FOOTER_MAX_CELLS = 3  # a signature footer row holds at most this many cells
 _DATE_TYPES = frozenset({datetime, date, time, timedelta})
 _CSV_SNIFF_BYTES = 1 << 20
+# Zip bombs: an .xlsx is a zip, and openpyxl holds much of what it inflates (shared strings, the
+# sheet XML it parses) at ~3.4x its size: a 611 KB file inflating to 608 MB peaked at 2.06 GB,
+# and a worker killed for memory records nothing, so the file came back every run. The zip's
+# central directory says what each member inflates to (Python's zipfile stops at that size), so
+# it is checked before anything is inflated. Real forms inflate to a few MB at 6-13:1; these
+# limits keep a task under ~500 MB and are far above any provincial report.
+MAX_XLSX_INFLATED_BYTES = 100 << 20  # all members together
+MAX_XLSX_RATIO = 100  # per member inflating to more than _RATIO_FROM_BYTES
+_RATIO_FROM_BYTES = 1 << 20  # a small member cannot hurt, whatever its ratio
 _CSV_DELIMITERS = (",", ";", "\t")
 # Tried in order when a .csv is not UTF-8: Vietnamese Windows' ANSI code page, then Western.
 _LEGACY_ENCODINGS = ("cp1258", "cp1252")
@@ -465,6 +474,7 @@ def _sheet_matches(form: Form, sheet_name: str) -> bool:
 class _XlsxSource:
     def __init__(self, path: Path, name: str) -> None:
         self.name = name
+        _check_inflation(path, name)
         try:
             self.workbook = load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:  # whatever openpyxl trips on, the operator needs the file name
@@ -508,6 +518,31 @@ class _XlsxSource:
 
     def close(self) -> None:
         self.workbook.close()
+
+
+def _check_inflation(path: Path, name: str) -> None:
+    """Refuse a workbook whose central directory says it inflates past the limits."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip at all: openpyxl's error says so, naming the file
+    refused = f"{name}: refused as a possible zip bomb"
+    total = sum(member.file_size for member in members)
+    if total > MAX_XLSX_INFLATED_BYTES:
+        raise SpreadsheetError(
+            f"{refused}: it would inflate to {total / (1 << 20):,.1f} MiB (limit"
+            f" {MAX_XLSX_INFLATED_BYTES >> 20} MiB); no form is that large, re-save it in Excel",
+            file=name,
+        )
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > _RATIO_FROM_BYTES and ratio > MAX_XLSX_RATIO:
+            raise SpreadsheetError(
+                f"{refused}: {member.filename} inflates {ratio:,.0f} times its compressed size"
+                f" (limit {MAX_XLSX_RATIO}; spreadsheets inflate 5-20 times); re-save it in Excel",
+                file=name,
+            )
 
 
 class _CsvSource:

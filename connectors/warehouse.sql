@@ -67,7 +67,18 @@ alter table ops.load_batch add column if not exists records_warned bigint;
 alter table ops.load_batch add column if not exists blocked_reason text;
 alter table ops.load_batch add column if not exists released_at timestamptz;
 alter table ops.load_batch add column if not exists release_note text;
+-- What a batch extracted (full, incremental since the cursor, or one file): the gate's volume
+-- rule compares a batch only with batches of the same kind and never judges incremental ones.
+alter table ops.load_batch add column if not exists extraction text;
+update ops.load_batch  -- ledgers from before it was recorded
+set extraction = case when updated_since is null then 'full' else 'incremental' end
+where extraction is null;
+-- Gate runs that ended without a verdict (the database or the worker died): the next run of
+-- the entity gates the batch again; the error of the last such attempt stays in `error`.
+alter table ops.load_batch add column if not exists gate_attempts integer not null default 0;
 create index if not exists load_batch_source_idx on ops.load_batch (source_id, entity, batch_id);
+create index if not exists load_batch_landed_idx on ops.load_batch (source_id, entity)
+    where state = 'landed';
 
 -- Incremental cursor per source entity; advanced in the same transaction that lands a batch.
 create table if not exists ops.source_cursor (
@@ -89,13 +100,28 @@ create table if not exists ops.drop_file (
     entity      text,
     size_bytes  bigint      not null,
     modified_at timestamptz not null,
-    state       text        not null check (state in ('landed', 'rejected')),
+    state       text        not null check (state in ('landed', 'rejected', 'skipped')),
     batch_id    bigint references ops.load_batch (batch_id),
     rows_landed bigint,
     error       text,
     recorded_at timestamptz not null default now(),
     primary key (source_id, sha256)
 );
+-- `skipped` (hidden, dated in the future; `error` says why): logged and recorded, not silent,
+-- and replaced by `landed` or `rejected` once the file is fixed. Warehouses created before it:
+do $$
+begin
+    if not exists (
+        select from pg_constraint
+        where conrelid = 'ops.drop_file'::regclass and conname = 'drop_file_state_check'
+            and pg_get_constraintdef(oid) like '%skipped%'
+    ) then
+        alter table ops.drop_file drop constraint if exists drop_file_state_check;
+        alter table ops.drop_file add constraint drop_file_state_check
+            check (state in ('landed', 'rejected', 'skipped'));
+    end if;
+end
+$$;
 
 -- Rows that failed a row-level expectation. Never deleted; resolution is recorded instead.
 create table if not exists ops.quarantine (
@@ -171,13 +197,16 @@ language sql immutable parallel safe as $$
     select lower(translate(value, 'ÀÁÂÃÈÉÊÌÍÒÓÔÕÙÚÝĂĐĨŨƠƯḌẠẢẤẦẨẪẬẮẰẲẴẶẸẺẼẾỀỂỄỆỈỊỌỎỐỒỔỖỘỚỜỞỠỢỤỦỨỪỬỮỰỲỴỶỸ', 'àáâãèéêìíòóôõùúýăđĩũơưḍạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ'))
 $$;
 
--- Enterprise code (mã số doanh nghiệp): 10 digits, or 10 and a 3-digit branch suffix, whose
--- tenth digit is the mod-11 check digit of the first nine (python-stdnum's vn.mst algorithm).
+-- Enterprise code (mã số doanh nghiệp) in the canonical form landing stores (validate_mst in
+-- connectors/vietnamese.py): 10 digits, or 10 and a 3-digit branch suffix, whose tenth digit is
+-- the mod-11 check digit of the first nine. The same rule as python-stdnum's vn.mst, which also
+-- rejects sequence 0000000 and branch 000 (never issued); tests/test_mst_rule.py holds both to it.
 create or replace function ops.mst_valid(code text) returns boolean
 language sql immutable parallel safe as $$
     select case
         when code is null then null
         when code !~ '^[0-9]{10}(-[0-9]{3})?$' then false
+        when substr(code, 3, 7) = '0000000' or substr(code, 12) = '000' then false
         else (10 - (
             31 * substr(code, 1, 1)::int + 29 * substr(code, 2, 1)::int
             + 23 * substr(code, 3, 1)::int + 19 * substr(code, 4, 1)::int
@@ -216,6 +245,22 @@ language sql immutable parallel safe as $$
             and jsonb_typeof(item) = 'string'
             and (item #>> '{}') ~* ops.personal_data_pattern(kind.name)
     ) end
+$$;
+
+-- Text values a spreadsheet would run as a formula (CSV injection): the fields and the start of
+-- their values, or null. The rule of connectors/cell_safety.py (keep the two in step): starts
+-- with = @ tab CR, or with + - unless the value is a sign alone or a signed plain number
+-- ("-5", "-0,3", "+84 912 345 678"). The drop suites warn about them (the landing keeps them).
+create or replace function ops.formula_like(record jsonb) returns text
+language sql immutable parallel safe as $$
+    select string_agg(format('%s %L', field.key, left(item #>> '{}', 40)), ', '
+        order by field.key)
+    from jsonb_each(record) as field
+    cross join lateral jsonb_path_query(field.value, 'strict $.**') as item
+    where
+        jsonb_typeof(item) = 'string'
+        and (item #>> '{}') ~ '^[-=+@\t\r]'
+        and (item #>> '{}') !~ '^[+-]([0-9][0-9., ]*([eE][+-]?[0-9]+)?%?)?$'
 $$;
 
 -- The record as quarantine keeps it: without the declared personal fields, and with any other
@@ -314,3 +359,37 @@ create table if not exists ops.source (
     province_code text,                  -- today's code; null for a national system
     recorded_at   timestamptz not null default now()
 );
+
+-- Change events (connectors/event_intake.py): the intake's durable inbox. A signed event is
+-- committed here before its sender gets the 2xx, once per (source, event id). A dispatcher
+-- turns rows into Airflow asset events on sti://<source_id>/<entity>: it claims pending rows
+-- with `for update skip locked` in the transaction that sends them and marks them
+-- `dispatched` in it, so a dispatcher that dies mid-send leaves them pending (its lock goes
+-- with its connection) and they are sent again; rows dispatched long ago but still not `done`
+-- (no run published their batch) are sent again too. Re-sending is safe: a sync run is
+-- idempotent and one run consumes every asset event queued for its DAG.
+create table if not exists ops.event_inbox (
+    inbox_id          bigint generated always as identity primary key,
+    source_id         text        not null,  -- the catalogue id (not the event's subscription id)
+    event_id          text        not null,  -- CloudEvents `id`, unique per source
+    entity            text        not null,
+    record_id         text        not null,
+    version           bigint      not null,
+    change_kind       text        not null check (change_kind in ('upsert', 'delete')),
+    event_time        timestamptz not null,  -- when the record changed at the source
+    received_at       timestamptz not null default now(),  -- committed (one value per commit)
+    dispatch_state    text        not null default 'pending'
+                      check (dispatch_state in ('pending', 'dispatched', 'done')),
+    dispatch_attempts integer     not null default 0,
+    dispatched_at     timestamptz,  -- the last send Airflow acknowledged
+    asset_event_id    bigint,       -- Airflow's id of that asset event (finds the run)
+    done_at           timestamptz,  -- the run covering the event published its batch
+    last_error        text,         -- why the last send failed, for operators
+    unique (source_id, event_id),
+    check (dispatch_state = 'pending' or dispatched_at is not null),
+    check ((dispatch_state = 'done') = (done_at is not null))
+);
+-- What the dispatcher claims (oldest first, per source entity for coalescing) and what the
+-- operators' lag view reads: only rows not done, so it stays small however long the inbox.
+create index if not exists event_inbox_open
+    on ops.event_inbox (source_id, entity, inbox_id) where dispatch_state <> 'done';

@@ -1,8 +1,9 @@
 """Builds the DAGs from the source catalogue.
 
-- One sync DAG per source and entity: extract → land → gate → publish. Runs on the source's
-  change events (asset `sti://<source>/<entity>`) with its cron as the safety net; publishing
-  updates the asset `sti://published/<entity>`.
+- One sync DAG per source and entity: extract → land → gate → publish → announce. Runs on the
+  source's change events (asset `sti://<source>/<entity>`) with its cron as the safety net;
+  a run that published rows updates the asset `sti://published/<entity>` (a run with nothing
+  new does not, so it triggers no warehouse build).
 - One warehouse DAG: the dbt project (Cosmos, one task per step with its tests), run when any
   entity was published, and nightly; write–audit–publish: begin_publish → dbt builds into the
   build schemas → publish (connectors/warehouse_publish.py), record_outcome fails the run
@@ -138,42 +139,68 @@ def build_sync_dag(source: Source, entity: str) -> DAG:
                 "rejected": landing.rejected,
             }
 
-        @task(retries=0)
+        @task
         def gate(landed: dict[str, Any]) -> dict[str, Any]:
-            from expectations.gate import BatchRules, GateFailedError, run_gate
+            """Gates every batch of the entity still `landed`: this run's and any an earlier run
+            left without a verdict when it died. A retry (the database restarted) gates what is
+            still left; a blocked batch fails the run without retrying."""
+            from airflow.sdk.exceptions import AirflowFailException
 
-            rules = BatchRules.from_mapping(dict(source.quality))
-            validated, blocked = [], []
-            for batch_id in landed["batch_ids"]:  # each batch on its own: one blocked stays out
-                try:
-                    run_gate(warehouse_url(), batch_id, rules)
-                    validated.append(batch_id)
-                except GateFailedError as error:
-                    blocked.append(str(error))
-            if blocked and not validated:
-                raise GateFailedError("; ".join(blocked))
-            return {**landed, "validated": validated, "blocked": blocked}
+            from expectations.gate import BatchRules, gate_landed
 
-        @task(outlets=[published_asset(entity)])
-        def publish(gated: dict[str, Any]) -> dict[str, Any]:
+            done = gate_landed(
+                warehouse_url(), source.id, entity, BatchRules.from_mapping(dict(source.quality))
+            )
+            if done.not_gated and not done.validated:
+                raise RuntimeError("; ".join(done.not_gated))
+            if done.blocked and not done.validated:
+                raise AirflowFailException("; ".join(done.blocked))
+            validated = [
+                {"batch_id": r.batch_id, "rows": r.rows - r.quarantined} for r in done.validated
+            ]
+            return {**landed, "validated": validated, "blocked": done.blocked + done.not_gated}
+
+        @task
+        def publish(gated: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from connectors.event_dispatch import mark_done
             from expectations.gate import publish_batch, recheck_references
 
-            for batch_id in gated["validated"]:
-                publish_batch(warehouse_url(), batch_id)
+            for batch in gated["validated"]:
+                publish_batch(warehouse_url(), batch["batch_id"])
             if gated["validated"]:
                 # Rows of other entities waiting for these records (e.g. reports for a task
                 # that had not arrived yet) are checked again and released if they pass now.
                 recheck_references(warehouse_url(), entity)
+            if source.events and not (gated["blocked"] or gated["rejected"]):
+                # Inbox events dispatched before this run started are covered by it: their
+                # change preceded the extraction. Not when a batch was held back (blocked).
+                mark_done(warehouse_url(), source.id, entity, context["dag_run"].start_date)
             return gated
 
-        @task(retries=0)
+        @task(outlets=[published_asset(entity)])
+        def announce(published: dict[str, Any], **context: Any) -> None:
+            """Tells the warehouse (asset `sti://published/<entity>`) what was published; a run
+            that published no row is skipped, so it triggers no warehouse build."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            batches = [batch for batch in published["validated"] if batch["rows"]]
+            if not batches:
+                raise AirflowSkipException("nothing new was published")
+            context["outlet_events"][published_asset(entity)].extra = {
+                "source_id": source.id,
+                "batch_ids": [batch["batch_id"] for batch in batches],
+                "rows": sum(batch["rows"] for batch in batches),
+            }
+
+        @task(retries=0, trigger_rule="none_failed")
         def nothing_left_out(published: dict[str, Any]) -> None:
             """Fails the run, after what passed was published, if a batch or file was left out."""
             problems = published["blocked"] + published["rejected"]
             if problems:
                 raise RuntimeError("not published: " + "; ".join(problems))
 
-        nothing_left_out(publish(gate(extract_and_land())))
+        published = publish(gate(extract_and_land()))
+        announce(published) >> nothing_left_out(published)
     return dag
 
 

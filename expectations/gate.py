@@ -13,11 +13,16 @@ How a batch is gated:
    to Python; rows failing only `warning` expectations go to `ops.quality_warning` and are
    published all the same.
 4. Batch level (`BatchRules`): the batch is blocked when the share of quarantined rows is above
-   a threshold, or when it is far smaller than the source's recent comparable batches.
+   a threshold, or when a full extraction or a file is far smaller than the source's recent
+   ones of the same kind (an incremental batch is never judged by its size).
 5. Quarantine that this run resolves is marked, never deleted: rows of the batch that now pass
    (a replay after a rule or mapping fix), and older versions of records re-sent fixed.
 6. The ledger (`ops.load_batch`) gets passed / warned / quarantined counts and the state
    (validated, or failed with what blocked it); an HTML report is written for the run.
+
+Every landed batch reaches a verdict: a gate run that died (the database restarted, the worker
+was killed) leaves its batch `landed`, and the next run of the entity gates every batch still
+`landed` (`landed_batches`), dropping the tables such runs left behind (`drop_leftover_tables`).
 """
 
 from __future__ import annotations
@@ -62,6 +67,11 @@ def _codes(seed: str, column: str, **where: str | Callable[[str], bool]) -> list
     return sorted({row[column] for row in _seed(seed) if keep(row)})
 
 
+def _commune_pairs(period: Callable[[str], bool]) -> list[str]:
+    rows = _seed("admin_communes")
+    return sorted({f"{r['province_code']}:{r['code']}" for r in rows if period(r["valid_to"])})
+
+
 def _current(valid_to: str) -> bool:
     return valid_to == ""
 
@@ -80,6 +90,9 @@ SUITE_PARAMETERS: dict[str, Callable[[], list[str]]] = {
     "province_codes_before_2025": lambda: _codes("admin_provinces", "code", valid_to=_before_2025),
     "commune_codes_2025": lambda: _codes("admin_communes", "code", valid_to=_current),
     "commune_codes_before_2025": lambda: _codes("admin_communes", "code", valid_to=_before_2025),
+    # "province:commune" of every commune and the province it lies in, per period.
+    "commune_in_province_2025": lambda: _commune_pairs(_current),
+    "commune_in_province_before_2025": lambda: _commune_pairs(_before_2025),
     "vsic_2018_divisions": lambda: _codes("vsic_divisions", "division_code", vsic_version="2018"),
     "vsic_2025_divisions": lambda: _codes("vsic_divisions", "division_code", vsic_version="2025"),
 }
@@ -89,6 +102,10 @@ class GateFailedError(RuntimeError):
     """The batch broke a batch-level rule; nothing of it is published."""
 
 
+class GateBusyError(RuntimeError):
+    """Another process is gating the batch right now."""
+
+
 @dataclass(frozen=True, slots=True)
 class BatchRules:
     """When a whole batch is blocked rather than published without its bad rows.
@@ -96,10 +113,12 @@ class BatchRules:
     - `max_quarantined_share`: more quarantined rows than this share means something upstream
       is broken (a mapping, a code list), not a few bad records. Only for batches of at least
       `share_min_rows` rows: in a batch of two records one bad record says nothing of the source.
-    - `max_volume_drop`: a batch with fewer rows than (1 - this) × the median of the source's
-      last `volume_window` comparable batches (same entity, same kind: full or incremental)
-      is blocked, e.g. a registry that suddenly sends 90% fewer records. Only applies once the
-      median reaches `volume_min_baseline` rows: small incremental batches vary by nature.
+    - `max_volume_drop`: a full extraction or a file with fewer rows than (1 - this) × the
+      median of the source's last `volume_window` batches of the same entity and kind is
+      blocked, e.g. a registry that suddenly sends 90% fewer records. Only once the median
+      reaches `volume_min_baseline` rows. Incremental batches are never judged by their size:
+      they hold what changed since the cursor, and in an event-driven pipeline most are small
+      (a run with nothing new is a success with nothing to publish).
     """
 
     max_quarantined_share: float = 0.10
@@ -207,18 +226,31 @@ def run_gate(
         source_id, entity, contract, state, released = batch
         if state == "extracting":
             raise ValueError(f"batch {batch_id} is still extracting; it cannot be validated yet")
+        if not _try_gate_lock(conn, batch_id):
+            raise GateBusyError(f"batch {batch_id} is being gated by another run")
+        # Counted before the work: a run killed half-way leaves the attempt in the ledger.
+        conn.execute(
+            "update ops.load_batch set gate_attempts = gate_attempts + 1 where batch_id = %s",
+            (batch_id,),
+        )
         suite, projection = load_suite(contract, entity)
         table = f"gate_batch_{batch_id}"
         personal, skip = _pii_fields(contract, entity)
-        gx_suite, code_checks = _code_list_checks_in_sql(conn, suite)
-        rows = _materialise(conn, table, projection, batch_id, skip, code_checks)
         try:
-            results = _validate(warehouse_url, table, gx_suite) if rows else []
-            result = _record_outcome(
-                conn, batch_id, state, rows, suite, results, personal, rules, released
-            )
-        finally:
-            conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier("ops", table)))
+            gx_suite, code_checks = _code_list_checks_in_sql(conn, suite)
+            rows = _materialise(conn, table, projection, batch_id, skip, code_checks)
+            try:
+                results = _validate(warehouse_url, table, gx_suite) if rows else []
+                result = _record_outcome(
+                    conn, batch_id, state, rows, suite, results, personal, rules, released
+                )
+            finally:
+                conn.execute(
+                    sql.SQL("drop table if exists {}").format(sql.Identifier("ops", table))
+                )
+        except Exception as exc:
+            _note_gate_error(warehouse_url, batch_id, exc)
+            raise
 
     from expectations.report import write_report
 
@@ -242,6 +274,96 @@ def run_gate(
             f"batch {batch_id} blocked by its quality gate: {result.blocked_reason}"
         )
     return result
+
+
+def _try_gate_lock(conn: psycopg.Connection, batch_id: int) -> bool:
+    """The batch's gate lock, held by this session until it ends (a killed run's is freed)."""
+    (locked,) = conn.execute(
+        "select pg_try_advisory_lock(hashtextextended(%s, 0))", (f"gate:{batch_id}",)
+    ).fetchone()
+    return bool(locked)
+
+
+def _note_gate_error(warehouse_url: str, batch_id: int, exc: Exception) -> None:
+    """A gate run that ended without a verdict: its error in the ledger, the batch left as it
+    was (the next run gates it again). The database may be what failed: then the log has it."""
+    try:
+        with psycopg.connect(warehouse_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(
+                "update ops.load_batch set error = %s where batch_id = %s",
+                (f"gate did not finish: {type(exc).__name__}: {exc}"[:2000], batch_id),
+            )
+    except psycopg.Error:
+        log.exception("batch %s: could not record the gate's error in the ledger", batch_id)
+
+
+def landed_batches(warehouse_url: str, source_id: str, entity: str) -> list[int]:
+    """Batches of a source entity waiting for their gate: this run's, and any an earlier run
+    left `landed` when it died after landing (oldest first)."""
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        return [
+            batch_id
+            for (batch_id,) in conn.execute(
+                "select batch_id from ops.load_batch"
+                " where source_id = %s and entity = %s and state = 'landed' order by batch_id",
+                (source_id, entity),
+            )
+        ]
+
+
+@dataclass(slots=True)
+class GateRound:
+    """What gating a source entity's waiting batches did."""
+
+    validated: list[GateResult] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # batch-level rules broken
+    not_gated: list[str] = field(default_factory=list)  # runs that ended without a verdict
+
+
+def gate_landed(
+    warehouse_url: str, source_id: str, entity: str, rules: BatchRules | None = None
+) -> GateRound:
+    """Gate every batch of a source entity still `landed`, each on its own (one blocked or
+    failing batch does not hold back the others), after dropping dead runs' tables."""
+    drop_leftover_tables(warehouse_url)
+    outcome = GateRound()
+    for batch_id in landed_batches(warehouse_url, source_id, entity):
+        try:
+            outcome.validated.append(run_gate(warehouse_url, batch_id, rules))
+        except GateFailedError as error:
+            outcome.blocked.append(str(error))
+        except GateBusyError as error:
+            log.info("%s", error)
+        except Exception as error:
+            log.exception("batch %s could not be gated", batch_id)
+            outcome.not_gated.append(f"batch {batch_id} not gated: {type(error).__name__}: {error}")
+    return outcome
+
+
+def drop_leftover_tables(warehouse_url: str) -> list[str]:
+    """Drop the batch tables of gate runs that died (no session holds their gate lock)."""
+    dropped = []
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        tables = conn.execute(
+            "select tablename from pg_tables where schemaname = 'ops'"
+            " and tablename ~ '^gate_batch_[0-9]+$'"
+        ).fetchall()
+        for (table,) in tables:
+            batch_id = int(table.removeprefix("gate_batch_"))
+            if not _try_gate_lock(conn, batch_id):
+                continue  # a gate is running on it
+            try:
+                conn.execute(
+                    sql.SQL("drop table if exists {}").format(sql.Identifier("ops", table))
+                )
+                dropped.append(table)
+            finally:
+                conn.execute(
+                    "select pg_advisory_unlock(hashtextextended(%s, 0))", (f"gate:{batch_id}",)
+                )
+    if dropped:
+        log.warning("dropped tables left by gate runs that died: %s", ", ".join(dropped))
+    return dropped
 
 
 def publish_batch(warehouse_url: str, batch_id: int) -> None:
@@ -678,10 +800,10 @@ def _batch_rule_broken(
         count
         for (count,) in conn.execute(
             "select b.records_landed from ops.load_batch as b, ops.load_batch as this"
-            " where this.batch_id = %s and b.source_id = this.source_id"
-            " and b.entity = this.entity and b.batch_id < this.batch_id"
+            " where this.batch_id = %s and this.extraction <> 'incremental'"
+            " and b.source_id = this.source_id and b.entity = this.entity"
+            " and b.extraction = this.extraction and b.batch_id < this.batch_id"
             " and b.state in ('validated', 'published')"
-            " and (b.updated_since is null) = (this.updated_since is null)"
             " order by b.batch_id desc limit %s",
             (batch_id, rules.volume_window),
         )

@@ -1,4 +1,9 @@
-"""Run dbt on the project with the warehouse's connection settings."""
+"""Run dbt on the project with the warehouse's connection settings.
+
+dbt runs in a child process (`python -m local.dbt <dbt args>`: dbt's programmatic API, with a
+callback on its events), which reports each node as it finishes (local.progress) through a pipe;
+run_dbt prints those lines as they come and keeps dbt's own output for when it fails.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,17 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
+from local.progress import DbtProgress, Progress
 from local.warehouse import dbt_env
 
 DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
-DBT_BIN = Path(sys.executable).with_name("dbt")
+# The pipe the child writes its progress lines to (a file descriptor it inherits).
+PROGRESS_FD = "STI_DBT_PROGRESS_FD"
 MANIFEST = DBT_PROJECT / "target" / "manifest.json"
 # Builds keep their artifacts apart from the parse's manifest, which the DAG is rendered from.
 BUILD_TARGET = Path("target") / "build"
@@ -23,27 +32,53 @@ class WarehouseBuildError(RuntimeError):
 
 
 def run_dbt(
-    *args: str, warehouse_url: str, project_dir: Path = DBT_PROJECT, check: bool = True
+    *args: str,
+    warehouse_url: str,
+    project_dir: Path = DBT_PROJECT,
+    check: bool = True,
+    progress: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """`dbt <args>` against the warehouse; raises with dbt's output if it fails (`check`)."""
+    """`dbt <args>` against the warehouse; raises with dbt's output if it fails (`check`).
+    With `progress`, prints a line per node as dbt finishes it: `[37/212] model … success`."""
     env = {**os.environ, **dbt_env(warehouse_url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    result = subprocess.run(
-        [
-            str(DBT_BIN),
-            *args,
-            "--project-dir",
-            str(project_dir),
-            "--profiles-dir",
-            str(project_dir),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=project_dir,
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "local.dbt",
+        *args,
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
+    ]
+    if not progress:
+        result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=project_dir)
+    else:
+        read_end, write_end = os.pipe()
+        forwarding = threading.Thread(target=_forward, args=(read_end, sys.stdout), daemon=True)
+        forwarding.start()
+        try:
+            result = subprocess.run(
+                command,
+                env={**env, PROGRESS_FD: str(write_end)},
+                pass_fds=(write_end,),
+                capture_output=True,
+                text=True,
+                cwd=project_dir,
+            )
+        finally:
+            os.close(write_end)  # the child's copy closed when it exited: the reader ends
+            forwarding.join()
     if check and result.returncode != 0:
         raise RuntimeError(f"dbt {' '.join(args)} failed:\n{result.stdout[-4000:]}")
     return result
+
+
+def _forward(read_end: int, out: TextIO) -> None:
+    with open(read_end, encoding="utf-8") as lines:
+        for line in lines:
+            out.write(line)
+            out.flush()
 
 
 def build_manifest() -> Path:
@@ -115,3 +150,24 @@ def generate_docs(warehouse_url: str, *, project_dir: Path = DBT_PROJECT) -> Pat
         project_dir=project_dir,
     )
     return project_dir / target
+
+
+def _dbt_main(args: list[str]) -> int:
+    """The child of run_dbt: dbt in this process, its node events to the progress pipe."""
+    from dbt.cli.main import dbtRunner
+
+    callbacks = []
+    if PROGRESS_FD in os.environ:
+        pipe = open(int(os.environ[PROGRESS_FD]), "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+        callbacks.append(DbtProgress(Progress(out=pipe)))
+    result = dbtRunner(callbacks=callbacks).invoke(args)
+    if result.success:
+        return 0
+    if result.exception is None:
+        return 1  # as dbt's command line: nodes failed (dbt's output names them)
+    print(f"dbt: {result.exception}", file=sys.stderr)  # e.g. a usage error, which dbt omits
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_dbt_main(sys.argv[1:]))

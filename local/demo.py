@@ -3,7 +3,8 @@
 Starts the project's PostgreSQL (unless WAREHOUSE_URL is set) and the stand-ins of every source
 in the catalogue (three provincial registries, three technology exchanges, statistical report
 drops), migrates Airflow's metadata DB, runs every sync DAG and then the warehouse DAG through
-Airflow (`dag.test()`, local.run_dags), prints per-source counts, and stops what it started.
+Airflow (`dag.test()`, local.run_dags) with a line per run as it finishes, prints per-source
+counts, and stops what it started.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dags.sync_dag_factory import WAREHOUSE_DAG_ID
 from expectations.report import reports_dir
 from local.airflow_env import airflow_settings, connection_env, migrate_metadata_db
 from local.dbt import build_manifest
+from local.progress import Progress
 from local.standins import run_standins
 from local.warehouse import LOCAL_STATE, local_server, resolve_warehouse_url
 
@@ -64,22 +66,47 @@ def step(name: str, message: str) -> None:
 
 
 def run_dags(dag_ids: list[str], env: dict[str, str]) -> tuple[list[dict], Path]:
+    """Every DAG through local.run_dags (one process), a progress line as each run finishes."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     stamp = pendulum.now("UTC").format("YYYYMMDDTHHmmss")
     log_file = LOG_DIR / f"demo-{stamp}.log"
     report_file = LOG_DIR / f"demo-{stamp}.jsonl"
-    with log_file.open("w") as log:
-        subprocess.run(
+    progress = Progress(len(dag_ids))
+    with (
+        log_file.open("w") as log,
+        subprocess.Popen(
             [sys.executable, "-m", "local.run_dags", str(report_file), *dag_ids],
             env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
-            check=False,  # the reports and the ledger tell what happened; the log has details
-        )
-    if not report_file.exists():
-        return [], log_file
-    lines = report_file.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines], log_file
+        ) as process,  # its exit code is not checked: the reports and the ledger tell
+    ):
+        reports = _follow_reports(report_file, process, progress)
+    return reports, log_file
+
+
+def _follow_reports(
+    report_file: Path, process: subprocess.Popen, progress: Progress, poll: float = 0.25
+) -> list[dict]:
+    """The reports local.run_dags appends to `report_file` (a JSON line per DAG run), read as
+    they are appended while it runs; each one printed as a progress line."""
+    reports: list[dict] = []
+    offset, partial = 0, b""
+    while True:
+        exited = process.poll() is not None  # then read what it wrote last, and stop
+        if report_file.exists():
+            with report_file.open("rb") as file:
+                file.seek(offset)
+                chunk = file.read()
+            offset += len(chunk)
+            *lines, partial = (partial + chunk).split(b"\n")
+            for line in filter(None, lines):
+                report = json.loads(line)
+                reports.append(report)
+                progress.finished(report["dag_id"], report["state"], report["seconds"])
+        if exited:
+            return reports
+        time.sleep(poll)
 
 
 _PER_SOURCE_SQL = """

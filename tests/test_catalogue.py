@@ -82,6 +82,11 @@ def test_a_duplicate_id_names_both_lines(tmp_path):
         (("[st_task, ip_right]", "[st_task, listing]"), r":8: unknown entity 'listing' for a reg"),
         (("[st_task, ip_right]", "[st_task, st_task]"), r":8: entity 'st_task' listed twice"),
         (('"0 */6 * * *"', '"hourly"'), r":9: schedule must be a 5-field cron"),
+        # Five fields are not enough: Airflow's croniter must accept it, and it must fire.
+        (('"0 */6 * * *"', '"99 */6 * * *"'), r":9: schedule .*99 \*/6 .*out of range"),
+        (('"0 */6 * * *"', '"a b c d e"'), r":9: schedule .*\[a b c d e\] is not acceptable"),
+        (('"0 */6 * * *"', '"*/0 * * * *"'), r":9: schedule .*step '0'"),
+        (('"0 */6 * * *"', '"0 0 31 2 *"'), r":9: schedule .*'0 0 31 2 \*' never fires"),
         (("      signing_secret: ninh_binh_registry_events\n", ""), r":12: events is missing"),
         (
             ("      subscription:", "      topic: x\n      subscription:"),
@@ -101,6 +106,17 @@ def test_a_malformed_entry_fails_with_file_and_line(tmp_path, change, message):
     with pytest.raises(CatalogueError, match=message) as error:
         load_catalogue(path)
     assert str(path) in str(error.value)
+
+
+def test_a_catalogue_that_is_not_utf8_names_the_file_line_and_byte(tmp_path):
+    # "Bình" saved as Latin-1 (a legacy editor): ì is the lone byte 0xec.
+    utf8 = GOOD.encode()
+    offset = utf8.index("ì".encode())
+    path = tmp_path / "sources.yml"
+    path.write_bytes(utf8.replace("ì".encode(), "ì".encode("latin-1")))
+    with pytest.raises(CatalogueError) as error:
+        load_catalogue(path)
+    assert str(error.value).startswith(f"{path}:3: not UTF-8 text (byte 0xec at offset {offset})")
 
 
 def test_a_missing_catalogue_is_a_clear_error(tmp_path):

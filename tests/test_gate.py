@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import psycopg
 import pytest
@@ -134,18 +138,22 @@ def test_more_quarantined_rows_than_the_threshold_block_the_batch(warehouse_url)
     assert (result.success, result.passed, result.quarantined) == (True, 75, 25)
 
 
-def test_a_batch_far_smaller_than_the_recent_ones_is_blocked_until_released(warehouse_url):
-    first = _land(warehouse_url, _records(50, bad_every=1000))  # the full load: another kind
-    run_gate(warehouse_url, first)
-    start = 50
-    for _ in range(3):  # incremental batches of 200
-        batch = _land(warehouse_url, _records(200, bad_every=1000, start=start))
-        run_gate(warehouse_url, batch)
+def _land_file(url: str, records: list[dict]) -> int:
+    """A batch as a spreadsheet drop lands it: one file, judged against the source's files."""
+    return land_extraction(
+        url, **SOURCE, extract=lambda _: pages_of(records, 50), extraction="file"
+    ).batch_id
+
+
+def test_a_file_far_smaller_than_the_recent_ones_is_blocked_until_released(warehouse_url):
+    start = 0
+    for _ in range(3):  # files of 200 rows
+        run_gate(warehouse_url, _land_file(warehouse_url, _records(200, 1000, start=start)))
         start += 200
-    normal = _land(warehouse_url, _records(150, bad_every=1000, start=start))
+    normal = _land_file(warehouse_url, _records(150, bad_every=1000, start=start))
     assert run_gate(warehouse_url, normal).success  # 25% fewer: within the rule
     start += 150
-    shrunk = _land(warehouse_url, _records(10, bad_every=1000, start=start))  # 95% fewer
+    shrunk = _land_file(warehouse_url, _records(10, bad_every=1000, start=start))  # 95% fewer
 
     with pytest.raises(GateFailedError, match=r"volume dropped: 10 rows against a median of 200"):
         run_gate(warehouse_url, shrunk)
@@ -159,6 +167,101 @@ def test_a_batch_far_smaller_than_the_recent_ones_is_blocked_until_released(ware
     assert _publishable(warehouse_url, shrunk) == 10
     with pytest.raises(ValueError, match="not blocked by a batch-level rule"):
         release_batch(warehouse_url, normal, "nothing to release")
+
+
+def test_a_full_extraction_far_smaller_than_the_last_full_ones_is_blocked(warehouse_url):
+    def full(records: list[dict]) -> int:
+        with psycopg.connect(warehouse_url, autocommit=True) as conn:
+            conn.execute("delete from ops.source_cursor")  # a full re-extraction
+        return _land(warehouse_url, records)
+
+    for start in (0, 300):
+        run_gate(warehouse_url, full(_records(300, bad_every=1000, start=start)))
+    with pytest.raises(GateFailedError, match=r"volume dropped: 12 rows against a median of 300"):
+        run_gate(warehouse_url, full(_records(12, bad_every=1000, start=600)))
+
+
+def test_quiet_incremental_runs_after_a_busy_one_are_published(warehouse_url):
+    run_gate(warehouse_url, _land(warehouse_url, _records(50, bad_every=1000)))  # full load
+    start = 50
+    outcomes = []
+    for changes in (1000, 20, 0, 50, 30, 30):  # what the probe saw after a busy run
+        batch = _land(warehouse_url, _records(changes, bad_every=1000, start=start))
+        start += changes
+        result = run_gate(warehouse_url, batch)
+        publish_batch(warehouse_url, batch)
+        outcomes.append((result.rows, result.success, _ledger(warehouse_url, batch)[0]))
+
+    assert outcomes == [
+        (1000, True, "published"),
+        (20, True, "published"),
+        (0, True, "published"),  # nothing new: a success with nothing to publish
+        (50, True, "published"),
+        (30, True, "published"),
+        (30, True, "published"),
+    ]
+
+
+def test_a_batch_whose_gate_was_killed_is_gated_by_the_next_run(warehouse_url):
+    """kill -9 of the gate while GX validates: the batch stays `landed` with its batch table
+    left behind; the next run of the entity gates it and drops the table."""
+    stranded = _land(warehouse_url, _records(400, bad_every=20))
+    gate_run = subprocess.Popen(
+        [sys.executable, "-c", f"from expectations.gate import run_gate;"
+         f" run_gate({warehouse_url!r}, {stranded})"],
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not _table_exists(warehouse_url, f"gate_batch_{stranded}"):
+            assert gate_run.poll() is None, "the gate ended before it could be killed"
+            assert time.monotonic() < deadline, "the gate never materialised its batch"
+            time.sleep(0.05)
+        gate_run.send_signal(signal.SIGKILL)
+    finally:
+        gate_run.wait(30)
+    assert _ledger(warehouse_url, stranded)[0] == "landed"
+
+    later = _land(warehouse_url, _records(10, bad_every=1000, start=400))
+    done = gate.gate_landed(warehouse_url, SOURCE["source_id"], SOURCE["entity"])
+
+    assert [r.batch_id for r in done.validated] == [stranded, later]
+    assert (done.blocked, done.not_gated) == ([], [])
+    assert _ledger(warehouse_url, stranded)[:4] == ("validated", 380, 0, 20)
+    assert not _table_exists(warehouse_url, f"gate_batch_{stranded}")
+    with psycopg.connect(warehouse_url) as conn:
+        (attempts,) = conn.execute(
+            "select gate_attempts from ops.load_batch where batch_id = %s", (stranded,)
+        ).fetchone()
+    assert attempts == 2
+
+
+def test_a_batch_that_cannot_be_gated_stays_visible_with_its_error(warehouse_url, monkeypatch):
+    batch_id = _land(warehouse_url, _records(30, bad_every=1000))
+    monkeypatch.setattr(gate, "_validate", _broken_validation)
+    done = gate.gate_landed(warehouse_url, SOURCE["source_id"], SOURCE["entity"])
+
+    assert done.validated == [] and len(done.not_gated) == 1
+    assert done.not_gated[0].startswith(f"batch {batch_id} not gated: RuntimeError")
+    with psycopg.connect(warehouse_url) as conn:
+        state, error, attempts = conn.execute(
+            "select state, error, gate_attempts from ops.load_batch where batch_id = %s",
+            (batch_id,),
+        ).fetchone()
+    assert (state, attempts) == ("landed", 1)
+    assert error == "gate did not finish: RuntimeError: the validation service is down"
+    monkeypatch.undo()
+    assert gate.landed_batches(warehouse_url, SOURCE["source_id"], SOURCE["entity"]) == [batch_id]
+    assert run_gate(warehouse_url, batch_id).success
+
+
+def _broken_validation(*_args, **_kwargs):
+    raise RuntimeError("the validation service is down")
+
+
+def _table_exists(url: str, table: str) -> bool:
+    with psycopg.connect(url) as conn:
+        (found,) = conn.execute("select to_regclass(%s) is not null", (f"ops.{table}",)).fetchone()
+    return found
 
 
 def test_warning_rows_are_published_and_counted(warehouse_url, own_st_task_suite):

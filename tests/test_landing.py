@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import orjson
 import psycopg
+import psycopg.sql
 import pytest
 from records import Page, pages_of, st_task
 
@@ -200,3 +201,117 @@ def test_extraction_stops_and_is_closed_when_the_load_fails_mid_way():
     assert closed.wait(5), "the extraction was left running"
     # Four pages consumed; read-ahead is bounded: at most one queued and one being fetched.
     assert 4 <= len(fetched) <= 4 + 2
+
+
+def _allow_connections(url: str, allowed: bool) -> None:
+    """Let (or stop) new sessions connect to the test database, from the server's `postgres`."""
+    server, dbname = url.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(
+            psycopg.sql.SQL("alter database {} with allow_connections {}").format(
+                psycopg.sql.Identifier(dbname), psycopg.sql.SQL("true" if allowed else "false")
+            )
+        )
+
+
+def _database_dies_after(url: str, pages: list, after: int, *, lock_out: bool = False):
+    """An extraction that kills every other session of the database after `after` pages (as a
+    server restart does); with `lock_out`, new sessions are refused until allowed again."""
+
+    def extract(updated_since):
+        for n, page in enumerate(pages):
+            if n == after:
+                if lock_out:
+                    _allow_connections(url, False)
+                with psycopg.connect(f"{url.rsplit('/', 1)[0]}/postgres", autocommit=True) as pg:
+                    pg.execute(
+                        "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+                        (url.rsplit("/", 1)[1],),
+                    )
+            yield page
+
+    return extract
+
+
+def test_when_the_database_dies_mid_load_the_ledger_keeps_the_real_error(warehouse_url):
+    pages = pages_of([st_task(i) for i in range(40)], 10)
+    dying = _database_dies_after(warehouse_url, pages, 2)
+    with pytest.raises(psycopg.OperationalError):
+        land_extraction(warehouse_url, **SOURCE, extract=dying)
+
+    state, error = _one(warehouse_url, "select state, error from ops.load_batch")
+    assert state == "failed"
+    assert "terminating connection due to administrator command" in error, error
+    assert _one(warehouse_url, "select count(*) from raw.landed_record") == (0,)
+
+
+def test_an_error_the_ledger_could_not_take_is_recorded_by_the_next_load(
+    warehouse_url, tmp_path, monkeypatch
+):
+    import connectors.landing as landing
+
+    monkeypatch.setenv("STI_LEDGER_SPOOL", str(tmp_path))
+    monkeypatch.setattr(landing, "_RECORD_ERROR_SECONDS", 1.0)
+    pages = pages_of([st_task(i) for i in range(40)], 10)
+    dying = _database_dies_after(warehouse_url, pages, 2, lock_out=True)
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            land_extraction(warehouse_url, **SOURCE, extract=dying)
+    finally:
+        _allow_connections(warehouse_url, True)
+    assert [p.name for p in tmp_path.iterdir()] == ["batch-1.txt"]
+
+    _land(warehouse_url, [st_task(1)])  # the next load of the entity records it
+    failed, error = _one(
+        warehouse_url, "select state, error from ops.load_batch where batch_id = 1"
+    )
+    assert failed == "failed"
+    assert error.startswith("abandoned: ") and "administrator command" in error, error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_repeated_record_in_a_batch_is_landed_once_and_counted_as_skipped(warehouse_url):
+    records = [st_task(i) for i in range(3000)]
+    pages = pages_of(records, 500)
+    pages[3].records.append(records[1499])  # a page repeats the last record of the one before
+
+    result = land_extraction(warehouse_url, **SOURCE, extract=lambda _: pages)
+
+    assert (result.records_extracted, result.records_landed, result.records_skipped) == (
+        3001,
+        3000,
+        1,
+    )
+    assert _one(warehouse_url, "select count(*) from raw.landed_record") == (3000,)
+    assert _one(warehouse_url, "select records_landed, records_skipped from ops.load_batch") == (
+        3000,
+        1,
+    )
+
+
+def test_a_version_sent_again_with_other_content_is_flagged_and_the_first_stands(warehouse_url):
+    first = st_task(7, title="Tên thứ nhất")
+    conflicting = st_task(7, title="Tên đã bị thay đổi")  # same id and version
+    result = _land(warehouse_url, [st_task(6), first, conflicting, first])  # and a repeat
+    assert (result.records_landed, result.records_skipped) == (3, 1)
+    issues = dict(
+        psycopg.connect(warehouse_url)
+        .execute(
+            "select payload ->> 'title', landing_issue from raw.landed_record"
+            " where record_id = 'NB-2024-DT-0007'"
+        )
+        .fetchall()
+    )
+    assert issues["Tên thứ nhất"] is None
+    assert issues["Tên đã bị thay đổi"].startswith(
+        "version 1 of this record was already received with other content"
+    )
+
+    # In a later batch too: the same version with other content is flagged, not accepted.
+    later = _land(warehouse_url, [st_task(6, title="Đổi tên mà không tăng phiên bản")])
+    (issue,) = _one(
+        warehouse_url,
+        "select landing_issue from raw.landed_record where batch_id = %s",
+        later.batch_id,
+    )
+    assert "a version cannot change, the first content stands" in issue

@@ -22,6 +22,7 @@ from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -47,6 +48,7 @@ from local.exchange.data import (
     draw_enterprises,
 )
 from local.exchange.process import RunningExchange, run_exchange, run_exchanges
+from local.standin_http import MAX_TARGET
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = REPO_ROOT / "connectors/contracts/exchange_api_v1.openapi.yaml"
@@ -778,3 +780,52 @@ def _free_port() -> int:
 def test_startup_failure_reports_the_server_error() -> None:
     with pytest.raises(RuntimeError, match="special-share"), run_exchange(special_share=0.9):
         pass
+
+
+# --- Contract edges (issue 13) --------------------------------------------------------------
+
+
+def test_a_future_modified_to_is_clamped_to_the_exchange_clock(contract: OpenAPI) -> None:
+    with run_exchange("ninh_binh_exchange", listings=60, transactions=10, seed=5) as ex:
+        client = ContractClient(ex, contract)
+        clock = client.admin("GET", "/_standin/stats").json()["clock"]
+        future = {"modified_to": "2099-01-01T00:00:00+07:00", "page_size": 5000}
+        page = client.list("listing", future).json()
+        assert page["modified_to"] == clock  # the bound applied, not the one asked for
+        assert page["total_items"] == 60
+
+        changed = client.admin("POST", "/_standin/changes", json={"entity": "listing", "update": 1})
+        # The echoed bound closed the window: the change falls after it, into the next one.
+        window = client.list("listing", {"modified_to": page["modified_to"], "page_size": 5000})
+        assert window.json()["total_items"] == 59
+        assert changed.json()["updated"][0] not in {r["ma_tin"] for r in window.json()["items"]}
+        later = client.list("listing", {**future, "modified_from": page["modified_to"]}).json()
+        assert later["modified_to"] > page["modified_to"]  # the clock moved on with the change
+        assert [r["ma_tin"] for r in later["items"]][-1] == changed.json()["updated"][0]
+
+
+def test_problem_details_name_the_path_as_sent_and_paths_match_exactly(
+    nb: ContractClient,
+) -> None:
+    prefix = "/" + nb.exchange.base_url.rsplit("/", 1)[1]
+    response = nb.http.get(nb.exchange.base_url + "/api/v1/%C3%A5%5D", timeout=10)
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert response.json()["instance"] == prefix + "/api/v1/%C3%A5%5D"  # not ".../å]"
+    for path in ("/api/health/", "/api/v1/listings/"):
+        response = nb.http.get(nb.exchange.base_url + path, allow_redirects=False, timeout=10)
+        assert response.status_code == 404, (path, response.status_code)
+        assert "Location" not in response.headers
+        assert response.headers["Content-Type"] == "application/problem+json"
+
+
+def test_over_long_request_targets_are_414_problems(nb: ContractClient) -> None:
+    target = urlsplit(nb.exchange.base_url).path + PATHS["listing"] + "?modified_from="
+    at_limit = {"modified_from": "x" * (MAX_TARGET - len(target))}
+    response = nb.list("listing", at_limit, check_request=False)
+    assert response.status_code == 400  # read (a bad parameter), not refused for its length
+    for length in (MAX_TARGET + 1, 70_000):  # past the old server limit of 64 KiB too
+        too_long = {"modified_from": "x" * (length - len(target))}
+        response = nb.list("listing", too_long, check_request=False)
+        assert response.status_code == 414, response.text[:300]
+        assert response.json()["code"] == "uri_too_long"
+        assert response.json()["title"] == "URI Too Long"

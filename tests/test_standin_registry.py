@@ -25,10 +25,11 @@ import pytest
 import requests
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+from starlette.testclient import TestClient
 from stdnum.vn import mst
 
 from local.registry import SECRET_ENV
-from local.registry.app import RegistrySettings
+from local.registry.app import RegistrySettings, create_multi_app
 from local.registry.data import (
     BAD_KINDS,
     TaskGenerator,
@@ -37,6 +38,7 @@ from local.registry.data import (
     bad_kind,
 )
 from local.registry.process import RunningRegistry, run_registry
+from local.standin_http import MAX_TARGET
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = REPO_ROOT / "connectors/contracts/registry_api_v1.openapi.yaml"
@@ -552,3 +554,89 @@ def _free_port() -> int:
 def test_startup_failure_reports_the_server_error():
     with pytest.raises(RuntimeError, match="bad-share"), run_registry(bad_share=2.0):
         pass
+
+
+# --- Contract edges (issue 13) --------------------------------------------------------------
+
+
+def test_problem_instance_is_the_path_as_sent(client: ContractClient):
+    headers = {"Authorization": f"Bearer {client.token()}"}
+    response = client.send("GET", "/v1/%C3%A5%5D", headers=headers, check_request=False)
+    assert response.status_code == 404
+    assert response.json()["instance"] == "/v1/%C3%A5%5D"  # not the decoded "/v1/å]"
+    unauthorized = client.send("GET", "/v1/st-tasks%20x", check_request=False)
+    assert unauthorized.json()["instance"] == "/v1/st-tasks%20x"
+
+
+def test_over_long_request_targets_are_414_problems(client: ContractClient):
+    headers = {"Authorization": f"Bearer {client.token()}"}
+    target = "/v1/st-tasks?cursor="
+    at_limit = client.send(
+        "GET", target + "a" * (MAX_TARGET - len(target)), headers=headers, check_request=False
+    )
+    assert at_limit.status_code == 400  # read (a bad cursor), not refused for its length
+    for length in (MAX_TARGET + 1, 70_000):  # past the old server limit of 64 KiB too
+        response = client.send(
+            "GET", target + "a" * (length - len(target)), headers=headers, check_request=False
+        )
+        assert response.status_code == 414, response.text[:300]
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert response.json()["title"] == "URI Too Long"
+
+
+def test_a_trailing_slash_is_not_found_not_redirected(client: ContractClient):
+    headers = {"Authorization": f"Bearer {client.token()}"}
+    for path in ("/healthz/", "/v1/st-tasks/", "/oauth/token/"):
+        response = client.session.get(
+            client.registry.base_url + path, headers=headers, allow_redirects=False, timeout=10
+        )
+        assert response.status_code == 404, (path, response.status_code)
+        assert "Location" not in response.headers
+        assert response.headers["Content-Type"] == "application/problem+json"
+    # Several registries: the routers under /r/<id> do not redirect either.
+    multi = TestClient(create_multi_app({"nb": RegistrySettings(records=5, client_secret="s")}))
+    for path in ("/r/nb/healthz/", "/r/nb", "/healthz/"):
+        response = multi.get(path, follow_redirects=False)
+        assert response.status_code == 404, (path, response.status_code)
+    assert multi.get("/r/nb/healthz").status_code == 200
+
+
+def test_token_endpoint_refuses_two_client_authentication_methods(client: ContractClient):
+    registry = client.registry
+    for form_secret in ("not-the-secret", registry.client_secret):
+        response = client.send(
+            "POST",
+            "/oauth/token",
+            data={"grant_type": "client_credentials", "client_secret": form_secret},
+            auth=(registry.client_id, registry.client_secret),
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_request"
+
+
+def test_token_endpoint_refuses_large_bodies_without_reading_them(client: ContractClient):
+    def chunks() -> Iterator[bytes]:  # chunked transfer encoding: no Content-Length to go by
+        yield b"grant_type=client_credentials&padding="
+        yield from (b"x" * 1024 for _ in range(17))
+
+    response = client.session.post(  # openapi-core cannot replay a generator body
+        client.registry.base_url + "/oauth/token",
+        data=chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    assert response.status_code == 413 and response.json()["error"] == "invalid_request"
+
+    # 50 MB declared, 64 KiB sent: the answer comes without waiting for the rest.
+    host, port = client.registry.base_url.removeprefix("http://").split(":")
+    head = (
+        "POST /oauth/token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 50000000\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head.encode() + b"grant_type=client_credentials&x=" + b"x" * 65536)
+        answer = b""
+        while chunk := connection.recv(4096):  # until the server closes the connection
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:100]
+    assert b'"error":"invalid_request"' in answer

@@ -23,10 +23,12 @@ from stdnum.vn import mst
 
 from connectors.registry_api import RegistryClient
 from connectors.vietnamese import repair_text
-from local.registry.entities import BAD_KINDS, ENTITY_PATHS
+from local.registry.entities import BAD_KINDS, ENTITY_PATHS, unit_date
 from local.registry.ip import IP_TYPES
 from local.registry.process import RunningRegistry, run_registries, run_registry
-from local.registry.reference import communes
+from local.registry.profiles import load_profiles
+from local.registry.reference import communes, lower_unit_word, province
+from local.registry.registries import RegistryData
 from tests.test_standin_registry import CONTRACT, known_field_codes, observed_defect
 
 REGISTRIES = ("ninh_binh", "thanh_hoa", "nghe_an")
@@ -291,14 +293,20 @@ def test_ninh_binh_carries_ha_nam_and_nam_dinh_records_with_old_codes(everything
                 or (record.get("application_commune_code"))
             )
             if record["updated_at"] < MERGER:
-                assert origin in old, record
-                assert province == old[origin], record
-                if commune is not None:
-                    assert commune in codes("old", old[origin]), record
                 for field in EVENT_DATES:
                     value = record.get(field)
                     if value and not value.startswith(("1900", "2099")):
                         assert value < MERGER, (field, record)
+            dated = unit_date(entity, record)
+            if dated.startswith(("1900", "2099")) or _swapped_dates(entity, record):
+                continue  # its date was spoiled on purpose
+            # Codes are those of the record's own date (as its suite reads them), not of its
+            # last update: a record filed in June 2025 and updated in August is Nam Định's.
+            if dated < MERGER:
+                assert origin in old, record
+                assert province == old[origin], record
+                if commune is not None:
+                    assert commune in codes("old", old[origin]), record
             else:
                 assert origin == "ninh_binh" and province == "37", record
                 if commune is not None:
@@ -311,17 +319,73 @@ def test_ninh_binh_carries_ha_nam_and_nam_dinh_records_with_old_codes(everything
     assert any(t["id"] and t["id"].startswith("NDI-") for t in tasks)
 
 
+def _swapped_dates(entity: str, record: dict) -> bool:
+    """An S&T task spoiled with its end before its start (its start date is not its own)."""
+    return entity == "st_task" and record["end_date"] < record["start_date"]
+
+
 @pytest.mark.parametrize(("registry_id", "code"), [("thanh_hoa", "38"), ("nghe_an", "40")])
 def test_communes_are_old_before_the_merger_and_new_after(everything, registry_id, code):
     before = after = 0
-    for record in everything[registry_id]["organisation"] + everything[registry_id]["ip_right"]:
+    dated = [("organisation", r) for r in everything[registry_id]["organisation"]]
+    dated += [("ip_right", r) for r in everything[registry_id]["ip_right"]]
+    for entity, record in dated:
+        day = unit_date(entity, record)
+        if day.startswith(("1900", "2099")):
+            continue  # its date was spoiled on purpose
         commune = record.get("commune_code") or record["applicant_commune_code"]
-        period = "old" if record["updated_at"] < MERGER else "new"
+        period = "old" if day < MERGER else "new"
         assert commune in codes(period, code), record
         assert record["origin_registry"] == registry_id
         before, after = before + (period == "old"), after + (period == "new")
     assert before > 0 and after > 0
     assert codes("old", code) != codes("new", code)
+
+
+PLACE_FIELDS = {  # entity -> (province, commune, address) fields
+    "ip_right": ("applicant_province_code", "applicant_commune_code", "applicant_address"),
+    "result_application": (
+        "application_province_code", "application_commune_code", "application_place",
+    ),
+    "expert": ("province_code", None, None),
+    "st_task": ("province_code", None, None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("registry_id", REGISTRIES)
+def test_unit_codes_and_addresses_are_those_of_the_records_own_date(registry_id):
+    """Province, commune and address text of every record are in force, and agree, on the date
+    the record's suite reads them on, whatever the date of its last update."""
+    data = RegistryData.for_profile(load_profiles().profile("demo"), registry_id)
+    wrong, dated_before_updated_after = [], 0
+    for entity in ENTITY_PATHS:
+        generator = data.generator(entity)
+        fields = PLACE_FIELDS.get(entity, ("province_code", "commune_code", "address"))
+        for i in range(generator.records):
+            if generator.kind(i) not in (None, "resent", "deleted"):
+                continue  # dirt changes dates, codes or text on purpose
+            record = generator.record(i)
+            day = unit_date(entity, record)
+            period = "old" if day < MERGER else "new"
+            dated_before_updated_after += period == "old" and record["updated_at"] >= MERGER
+            code, commune, address = (record.get(f) if f else None for f in fields)
+            try:
+                unit = province(period, code)
+            except KeyError:
+                wrong.append((record["id"], day, "province", code))
+                continue
+            if commune is None:
+                continue
+            names = {c.code: c.name for c in communes(period, code)}
+            if commune not in names:  # not in force then, or a commune of another province
+                wrong.append((record["id"], day, "commune", code, commune))
+            elif address is not None and not (
+                lower_unit_word(names[commune]) in address and unit.in_address in address
+            ):
+                wrong.append((record["id"], day, "address", code, commune, address))
+    assert wrong == []
+    if registry_id == "ninh_binh":  # records whose last update is no guide to their codes
+        assert dated_before_updated_after > 50
 
 
 # --- References between entities ------------------------------------------------------------
@@ -441,8 +505,10 @@ def test_each_registry_has_its_own_credentials_and_base_url(registries, contract
 
 def test_registries_serve_different_records(everything):
     ninh_binh, thanh_hoa = everything["ninh_binh"], everything["thanh_hoa"]
-    assert ninh_binh["ip_right"][-1]["id"].startswith("NB-")
-    assert thanh_hoa["ip_right"][-1]["id"].startswith("TH-")
+    # Ids carry the prefix of the registry of the record's own date (filed before the merger:
+    # a pre-merger registry's), whatever the date of the last update.
+    assert {r["id"].split("-")[0] for r in ninh_binh["ip_right"]} == {"NB", "HNA", "NDI"}
+    assert {r["id"].split("-")[0] for r in thanh_hoa["ip_right"]} == {"TH"}
     assert {r["title"] for r in ninh_binh["st_task"]} != {r["title"] for r in thanh_hoa["st_task"]}
     assert any("Thanh Hóa" in r["title"] for r in thanh_hoa["st_task"])
 

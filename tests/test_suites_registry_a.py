@@ -377,6 +377,20 @@ RESULT_APPLICATION_CASES = [
         {"application_commune_code": "14320"},
         (in_set("application_commune_code_2025"),),
     ),
+    Case(  # 14203: Nam Định's Giao Hải until 2025-06-30, Ninh Bình's Giao Phúc since
+        "commune-of-another-province-before-merger",
+        {**OLD_DATE, "application_commune_code": "14203"},
+        (in_set("commune_in_province_before_2025"),),
+        reason="the commune of application is not a commune of the province of application"
+        " on the report date (before 2025-07-01: the old boundaries), as province:commune:"
+        " 37:14203",
+    ),
+    Case("commune-of-the-province-after-merger", {"application_commune_code": "14203"}),
+    Case(
+        "commune-of-another-province-after-merger",
+        {"application_province_code": "38"},
+        (in_set("commune_in_province_2025"),),
+    ),
     Case("revenue-negative", {"revenue_million_vnd": -1}, (between("revenue_million_vnd"),)),
     Case(
         "revenue-in-vnd",
@@ -613,6 +627,23 @@ IP_RIGHT_CASES = [
         {**FILED_AFTER_MERGER, "applicant_commune_code": "14320"},
         (in_set("applicant_commune_code_2025"),),
     ),
+    Case(  # 14203: Nam Định's Giao Hải until 2025-06-30, Ninh Bình's Giao Phúc since
+        "commune-of-another-province-before-merger",
+        {"applicant_commune_code": "14203"},
+        (in_set("commune_in_province_before_2025"),),
+        reason="the applicant's commune code is not a commune of the applicant's province code"
+        " on the filing date (before 2025-07-01: the old boundaries), as province:commune:"
+        " 37:14203",
+    ),
+    Case(
+        "commune-of-the-province-after-merger",
+        {**FILED_AFTER_MERGER, "applicant_commune_code": "14203"},
+    ),
+    Case(
+        "commune-of-another-province-after-merger",
+        {**FILED_AFTER_MERGER, "applicant_province_code": "01"},
+        (in_set("commune_in_province_2025"),),
+    ),
     Case("filed-after-merger", FILED_AFTER_MERGER),
     Case("field-unknown", {"field_code": "10999"}, (in_set("field_code"),)),
 ]
@@ -752,6 +783,22 @@ ORGANISATION_CASES = [
         "commune-gone-after-merger",
         {**REGISTERED_AFTER_MERGER, "commune_code": "14320"},
         (in_set("commune_code_2025"),),
+    ),
+    Case(
+        "commune-of-another-province-before-merger",
+        {"commune_code": "14203"},
+        (in_set("commune_in_province_before_2025"),),
+        reason="the commune code is not a commune of the province code on the date of the"
+        " organisation (before 2025-07-01: the old boundaries), as province:commune: 37:14203",
+    ),
+    Case(  # registered since the merger, established before: the registration date governs
+        "commune-of-the-province-after-merger",
+        {**REGISTERED_AFTER_MERGER, "commune_code": "14203"},
+    ),
+    Case(
+        "commune-of-another-province-after-merger",
+        {**REGISTERED_AFTER_MERGER, "province_code": "38"},
+        (in_set("commune_in_province_2025"),),
     ),
     Case("registered-after-merger", REGISTERED_AFTER_MERGER),
     Case(

@@ -57,7 +57,9 @@ def test_the_dag_is_generated_from_the_catalogue_with_events_and_a_safety_net(
     assert "Ninh Bình provincial STI registry" in sync_dag.doc_md
     assert sync_dag.get_task("gate").upstream_task_ids == {"extract_and_land"}
     assert sync_dag.get_task("publish").upstream_task_ids == {"gate"}
-    assert [a.uri for a in sync_dag.get_task("publish").outlets] == ["sti://published/st_task"]
+    assert sync_dag.get_task("announce").upstream_task_ids == {"publish"}
+    assert [a.uri for a in sync_dag.get_task("announce").outlets] == ["sti://published/st_task"]
+    assert sync_dag.get_task("publish").outlets == []
     # Any publish triggers the warehouse build; a nightly cron is its safety net.
     assert isinstance(warehouse_dag.timetable, AssetOrTimeSchedule)
     condition = str(warehouse_dag.timetable.asset_condition)
@@ -95,11 +97,18 @@ def test_sync_lands_gates_and_builds_the_marts_then_reruns_idempotently(
         stats = requests.get(f"{registry.base_url}/_standin/stats", timeout=10).json()
         bad = sum(stats["bad"].values())
         assert bad > 0
+        events_before = len(_published_events())
 
         first = _sync_and_build(sync_dag, warehouse_dag, warehouse_url, registry, monkeypatch)
-        assert {"extract_and_land", "gate", "publish", "nothing_left_out"} == set(
-            _task_states(first)
-        )
+        assert _task_states(first) == {
+            "extract_and_land": "success",
+            "gate": "success",
+            "publish": "success",
+            "announce": "success",
+            "nothing_left_out": "success",
+        }
+        [(extra,)] = _published_events()[events_before:]
+        assert extra["batch_ids"] == [1] and extra["rows"] == 300 - bad
         [(state, extracted, landed, passed, quarantined)] = _query(
             warehouse_url,
             "select state, records_extracted, records_landed, records_passed,"
@@ -123,8 +132,11 @@ def test_sync_lands_gates_and_builds_the_marts_then_reruns_idempotently(
             " left join marts.dim_research_field d using (field_code) where d.field_code is null",
         ) == [(0,)]
 
-        # No change at the source: the rerun lands nothing and the marts stay as they were.
-        _sync_and_build(sync_dag, warehouse_dag, warehouse_url, registry, monkeypatch)
+        # No change at the source: the rerun lands nothing, succeeds, tells the warehouse
+        # nothing (no asset event, so no build is triggered) and the marts stay as they were.
+        quiet = _sync_and_build(sync_dag, warehouse_dag, warehouse_url, registry, monkeypatch)
+        assert _task_states(quiet)["announce"] == "skipped"
+        assert len(_published_events()) == events_before + 1
         assert _query(
             warehouse_url,
             "select state, records_landed from ops.load_batch order by batch_id desc limit 1",
@@ -164,8 +176,60 @@ def test_a_failed_gate_fails_the_run_and_publishes_nothing(sync_dag, warehouse_u
     assert states["extract_and_land"] == "success"
     assert states["gate"] == "failed"
     assert states["publish"] == "upstream_failed"
+    assert states["announce"] == "upstream_failed"
     assert states["nothing_left_out"] == "upstream_failed"
     assert _query(warehouse_url, "select state from ops.load_batch") == [("failed",)]
     assert _query(
         warehouse_url, "select count(*) from information_schema.tables where table_schema = 'marts'"
     ) == [(0,)]
+
+
+def test_a_batch_a_dead_run_left_landed_is_gated_and_published_by_the_next_run(
+    sync_dag, warehouse_url, monkeypatch
+):
+    """The worker died between the landing commit and the gate (and a gate run died after
+    materialising its table): the next run gates and publishes that batch too."""
+    from connectors.jobs import extract_and_land_registry
+
+    with run_registry(records=200, bad_share=0.0, seed=5) as registry:
+        stranded = extract_and_land_registry(
+            warehouse_url,
+            source_id="ninh_binh_registry",
+            entity="st_task",
+            base_url=registry.base_url,
+            client_id=registry.client_id,
+            client_secret=registry.client_secret,
+        ).batch_id
+        with psycopg.connect(warehouse_url, autocommit=True) as conn:  # a dead gate's table
+            conn.execute(f"create unlogged table ops.gate_batch_{stranded} (landed_id bigint)")
+
+        events_before = len(_published_events())
+        run = _run(sync_dag, warehouse_url, registry, monkeypatch)
+
+    assert run.state == "success", _task_states(run)
+    assert _query(
+        warehouse_url, "select batch_id, state, records_landed from ops.load_batch order by 1"
+    ) == [(stranded, "published", 200), (stranded + 1, "published", 0)]
+    assert _query(
+        warehouse_url, "select count(*) from pg_tables where tablename ~ '^gate_batch_'"
+    ) == [(0,)]
+    [(extra,)] = _published_events()[events_before:]
+    assert extra["batch_ids"] == [stranded] and extra["rows"] == 200
+
+
+def _published_events() -> list[tuple[dict]]:
+    """The extras of the asset events `sti://published/st_task` in Airflow's metadata DB."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return [
+            (event.extra,)
+            for event in session.scalars(
+                select(AssetEvent)
+                .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .where(AssetModel.uri == "sti://published/st_task")
+                .order_by(AssetEvent.id)
+            )
+        ]

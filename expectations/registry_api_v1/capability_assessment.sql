@@ -46,6 +46,24 @@ select
         as commune_code_before_2025,
     case when d.assessment_date >= date '2025-07-01' then l.record ->> 'commune_code' end
         as commune_code_2025,
+    -- The commune must lie in the province on the record's date (e.g. an old Nam Định
+    -- commune is not one of Ninh Bình's before 2025-07-01): 'province:commune' when both
+    -- codes are in force then (otherwise their own checks speak), against the pairs of
+    -- that period.
+    case when d.assessment_date < date '2025-07-01'
+            and l.record ->> 'province_code' in
+                (select code from ops.code_list where list_name = 'province_codes_before_2025')
+            and l.record ->> 'commune_code' in
+                (select code from ops.code_list where list_name = 'commune_codes_before_2025')
+        then (l.record ->> 'province_code') || ':' || (l.record ->> 'commune_code')
+    end as commune_in_province_before_2025,
+    case when d.assessment_date >= date '2025-07-01'
+            and l.record ->> 'province_code' in
+                (select code from ops.code_list where list_name = 'province_codes_2025')
+            and l.record ->> 'commune_code' in
+                (select code from ops.code_list where list_name = 'commune_codes_2025')
+        then (l.record ->> 'province_code') || ':' || (l.record ->> 'commune_code')
+    end as commune_in_province_2025,
     case when not ops.mst_valid(l.record ->> 'enterprise_code')
         then format('%L', l.record ->> 'enterprise_code') end as enterprise_code_problem,
     -- the five groups T, E, O, R, I, each a number

@@ -13,6 +13,24 @@ select
         as commune_code_before_2025,
     case when typed.record_date >= date '2025-07-01' then typed.commune_code end
         as commune_code_2025,
+    -- The commune must lie in the province on the record's date (e.g. an old Nam Định
+    -- commune is not one of Ninh Bình's before 2025-07-01): 'province:commune' when both
+    -- codes are in force then (otherwise their own checks speak), against the pairs of
+    -- that period.
+    case when typed.record_date < date '2025-07-01'
+            and typed.province_code in
+                (select code from ops.code_list where list_name = 'province_codes_before_2025')
+            and typed.commune_code in
+                (select code from ops.code_list where list_name = 'commune_codes_before_2025')
+        then (typed.province_code) || ':' || (typed.commune_code)
+    end as commune_in_province_before_2025,
+    case when typed.record_date >= date '2025-07-01'
+            and typed.province_code in
+                (select code from ops.code_list where list_name = 'province_codes_2025')
+            and typed.commune_code in
+                (select code from ops.code_list where list_name = 'commune_codes_2025')
+        then (typed.province_code) || ':' || (typed.commune_code)
+    end as commune_in_province_2025,
     -- VSIC classes are checked by their division (2 digits), which must exist in the version
     -- the record names: the full class lists are not available offline.
     case when typed.vsic_version = '2018' then left(typed.vsic_code, 2) end as vsic_2018_division,

@@ -14,6 +14,24 @@ select
         as application_commune_code_before_2025,
     case when typed.report_date >= date '2025-07-01' then typed.application_commune_code end
         as application_commune_code_2025,
+    -- The commune must lie in the province on the record's date (e.g. an old Nam Định
+    -- commune is not one of Ninh Bình's before 2025-07-01): 'province:commune' when both
+    -- codes are in force then (otherwise their own checks speak), against the pairs of
+    -- that period.
+    case when typed.report_date < date '2025-07-01'
+            and typed.application_province_code in
+                (select code from ops.code_list where list_name = 'province_codes_before_2025')
+            and typed.application_commune_code in
+                (select code from ops.code_list where list_name = 'commune_codes_before_2025')
+        then (typed.application_province_code) || ':' || (typed.application_commune_code)
+    end as commune_in_province_before_2025,
+    case when typed.report_date >= date '2025-07-01'
+            and typed.application_province_code in
+                (select code from ops.code_list where list_name = 'province_codes_2025')
+            and typed.application_commune_code in
+                (select code from ops.code_list where list_name = 'commune_codes_2025')
+        then (typed.application_province_code) || ':' || (typed.application_commune_code)
+    end as commune_in_province_2025,
     nullif(concat_ws(
         ', ',
         case when typed.task_code is null then 'task_code' end,

@@ -6,6 +6,9 @@
 -- the file (`location`, quoted, so that ops.open_quarantine groups rows by problem).
 select
     typed.*,
+    -- Text a spreadsheet would run as a formula (=, @, +/- but for numbers): kept as sent,
+    -- warned about; exports neutralise it (connectors/cell_safety.py).
+    ops.formula_like(typed.record) || ' at ' || typed.location as formula_like,
     -- The form's required columns, named as its header names them.
     nullif(concat_ws(', ',
         case when typed.ma_so is null then 'Mã số' end,

@@ -7,6 +7,9 @@
 -- groups rows by problem).
 select
     typed.*,
+    -- Text a spreadsheet would run as a formula (=, @, +/- but for numbers): kept as sent,
+    -- warned about; exports neutralise it (connectors/cell_safety.py).
+    ops.formula_like(typed.record) || ' at ' || typed.location as formula_like,
     -- The form's required columns, named as its header names them.
     nullif(concat_ws(', ',
         case when typed.so_hop_dong is null then 'Số hợp đồng' end,

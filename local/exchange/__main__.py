@@ -19,11 +19,10 @@ import argparse
 import logging
 import os
 
-import uvicorn
-
 from local.exchange import SECRET_ENV
 from local.exchange.app import ExchangeSpec, StandinSettings, create_app
 from local.exchange.data import DEFAULT_SPECIAL_SHARE, EXCHANGES, MAX_SPECIAL_SHARE
+from local.standin_http import run
 
 log = logging.getLogger("local.exchange")
 
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
     # Never log the secret, keys or tokens; the settings' repr leaves the secret out.
     log.info("stand-in exchanges on http://%s:%d with %r", args.host, args.port, settings)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Contract endpoints (documented in ``exchange_api_v1.openapi.yaml``), relative to
 
 - ``POST /api/auth/login`` with ``X-Api-Key`` — a session token valid ``expires_in`` seconds.
 - ``GET /api/v1/listings`` and ``GET /api/v1/transactions`` with ``X-Session-Token`` —
-  page-number pagination over the window [``modified_from``, ``modified_to``].
+  page-number pagination over the window [``modified_from``, ``modified_to``]; a
+  ``modified_to`` after the exchange's clock is clamped to it.
 - ``GET /api/health``.
 
 Stand-in-only endpoints (not in the contract; no auth, answered to loopback clients only):
@@ -26,7 +27,8 @@ Stand-in-only endpoints (not in the contract; no auth, answered to loopback clie
   "reset"}``: change the shape of every record of ``e`` served from now on.
 - ``GET /_standin/stats``: counts of what a full extraction returns, by kind (see data.py).
 
-Errors are ``application/problem+json`` (RFC 9457) with a ``code`` extension member. Handlers
+Errors are ``application/problem+json`` (RFC 9457) with a ``code`` extension member;
+over-long targets, trailing slashes and ``instance`` as in :mod:`local.standin_http`. Handlers
 are ``async`` on purpose: they run on the event loop thread, so state needs no locks.
 """
 
@@ -39,7 +41,6 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -47,7 +48,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 
 from connectors.exchange_api import ENTITY_PATHS  # the contract's paths, one definition
 from local.exchange import api_key_for
@@ -61,7 +62,15 @@ from local.exchange.data import (
     draw_enterprises,
     format_iso,
 )
-from local.standin_http import is_count, is_loopback, json_object_body
+from local.standin_http import (
+    application,
+    instance_of,
+    is_count,
+    is_loopback,
+    json_object_body,
+    mount,
+    problem_response,
+)
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 5000
@@ -100,15 +109,7 @@ def problem(
     status: int, code: str, detail: str, request: Request, headers: dict[str, str] | None = None
 ) -> Response:
     """An RFC 9457 problem; ``about:blank`` type, with the machine-readable ``code``."""
-    body = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-        "code": code,
-    }
-    return Response(orjson.dumps(body), status, headers, media_type="application/problem+json")
+    return problem_response(status, detail, instance_of(request.scope), headers, code=code)
 
 
 class BadRequest(Exception):
@@ -257,8 +258,10 @@ class ExchangeService:
             since = parse_instant("modified_from", text, round_up=True)
         if (text := query.get("modified_to")) is not None:
             until = parse_instant("modified_to", text, round_up=False)
-        if until is None:  # the window closes now: later changes tick the clock past it
-            until = self.data.clock.now
+        # The window closes now at the latest: later changes tick the clock past it. A future
+        # bound is clamped (and the clamped one echoed), or the window would never close.
+        now = self.data.clock.now
+        until = now if until is None else min(until, now)
         store = self.data.stores[entity]
         window = store.window(since, until)
         total = window.total
@@ -429,6 +432,6 @@ def create_app(settings: StandinSettings) -> Starlette:
         service = ExchangeService(
             data, api_key_for(settings.secret, spec.exchange_id), settings.session_ttl
         )
-        routes.append(Mount(f"/{spec.exchange_id}", routes=service.routes()))
+        routes.append(mount(f"/{spec.exchange_id}", service.routes()))
     handlers = {HTTPException: _http_error, Exception: _internal_error}
-    return Starlette(routes=routes, exception_handlers=handlers)
+    return application(routes, handlers, code="uri_too_long")

@@ -15,11 +15,10 @@ import argparse
 import logging
 import os
 
-import uvicorn
-
 from local.registry import SECRET_ENV, registry_secret_env
 from local.registry.app import RegistrySettings, create_app, create_multi_app
 from local.registry.profiles import load_profiles
+from local.standin_http import run
 
 log = logging.getLogger("local.registry")
 
@@ -110,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         log.info("stand-in registry on http://%s:%d with %r", args.host, args.port, settings)
         app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 
 if __name__ == "__main__":

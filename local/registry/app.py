@@ -6,8 +6,9 @@ several, each under ``/r/<registry_id>`` with its own credentials, data, tokens 
 
 Contract endpoints (documented in ``registry_api_v1.openapi.yaml``):
 
-- ``POST /oauth/token`` — OAuth2 client credentials (form body or HTTP Basic); errors in the
-  RFC 6749 §5.2 JSON shape, as the contract says.
+- ``POST /oauth/token`` — OAuth2 client credentials (form body or HTTP Basic, not both: RFC
+  6749 §2.3); errors in the RFC 6749 §5.2 JSON shape, as the contract says; a body over
+  :data:`MAX_TOKEN_BODY` bytes is refused with 413 without reading it all.
 - ``GET /v1/{entity}`` — keyset-paginated records (``updated_since``, ``cursor``, ``limit``) of
   every entity of :data:`~local.registry.entities.ENTITY_PATHS` (``st-tasks``, ``ip-rights``, …).
 - ``GET /healthz`` (also at the server root).
@@ -24,7 +25,8 @@ Stand-in-only endpoints (not part of the contract; no auth, answered to loopback
 - ``POST /_standin/faults`` with ``{"status": 503, "count": 2, "retry_after": 1}`` — the next
   ``count`` ``GET /v1/...`` requests answer ``status`` (429 or 503) with ``Retry-After``.
 
-Every other error is ``application/problem+json`` (RFC 9457). Handlers are ``async`` on purpose:
+Every other error is ``application/problem+json`` (RFC 9457); over-long targets, trailing
+slashes and ``instance`` as in :mod:`local.standin_http`. Handlers are ``async`` on purpose:
 they all run on the event loop thread, so the token store, the fault counter and the change
 overlay need no locks.
 """
@@ -41,7 +43,6 @@ import secrets
 import struct
 import time
 from dataclasses import dataclass, field, replace
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
@@ -56,11 +57,21 @@ from local.registry.data import bad_share_ppm
 from local.registry.entities import ENTITY_OF_PATH, ENTITY_PATHS
 from local.registry.profiles import load_profiles
 from local.registry.registries import RegistryData
-from local.standin_http import is_count, is_loopback, json_object_body
+from local.standin_http import (
+    application,
+    bounded_body,
+    instance_of,
+    is_count,
+    is_loopback,
+    json_object_body,
+    mount,
+    problem_response,
+)
 
 ENTITIES = tuple(ENTITY_PATHS.values())
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
+MAX_TOKEN_BODY = 16 * 1024  # bytes; a token request is a few hundred
 INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"'  # noqa: S105 (a header, not a secret)
 
 
@@ -106,14 +117,7 @@ def problem(
     status: int, detail: str, request: Request, headers: dict[str, str] | None = None
 ) -> Response:
     """An RFC 9457 problem; ``about:blank`` type, so the title is the status phrase."""
-    body = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-    }
-    return Response(orjson.dumps(body), status, headers, media_type="application/problem+json")
+    return problem_response(status, detail, instance_of(request.scope), headers)
 
 
 def oauth_error(error: str, description: str, status: int = 400) -> Response:
@@ -244,7 +248,11 @@ class RegistryService:
         content_type = request.headers.get("content-type", "")
         if not content_type.startswith("application/x-www-form-urlencoded"):
             return oauth_error("invalid_request", "body must be application/x-www-form-urlencoded")
-        form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        body = await bounded_body(request, MAX_TOKEN_BODY)
+        if body is None:
+            detail = f"the body is longer than {MAX_TOKEN_BODY} bytes"
+            return oauth_error("invalid_request", detail, 413)
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         if any(len(values) > 1 for values in form.values()):
             return oauth_error("invalid_request", "a parameter was repeated")
         params = {name: values[0] for name, values in form.items()}
@@ -253,7 +261,11 @@ class RegistryService:
         if params["grant_type"] != "client_credentials":
             return oauth_error("unsupported_grant_type", "only client_credentials is supported")
 
-        basic = _basic_credentials(request.headers.get("authorization", ""))
+        authorization = request.headers.get("authorization", "")
+        if authorization.partition(" ")[0].lower() == "basic" and "client_secret" in params:
+            detail = "use one client authentication method: HTTP Basic or the form, not both"
+            return oauth_error("invalid_request", detail)  # RFC 6749 §2.3
+        basic = _basic_credentials(authorization)
         if basic is not None:
             if params.get("client_id", basic[0]) != basic[0]:
                 return oauth_error("invalid_request", "client_id differs from the Basic user")
@@ -427,12 +439,12 @@ _HANDLERS = {HTTPException: http_error, Exception: internal_error}
 
 def create_app(settings: RegistrySettings) -> Starlette:
     """One stand-in registry at the root, as an ASGI app."""
-    return Starlette(routes=RegistryService(settings).routes(), exception_handlers=_HANDLERS)
+    return application(RegistryService(settings).routes(), _HANDLERS)
 
 
 def create_multi_app(registries: dict[str, RegistrySettings]) -> Starlette:
     """Several registries, each under ``/r/<registry_id>``, plus ``/healthz`` at the root."""
     routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET"])]
     for registry_id, settings in registries.items():
-        routes.append(Mount(f"/r/{registry_id}", routes=RegistryService(settings).routes()))
-    return Starlette(routes=routes, exception_handlers=_HANDLERS)
+        routes.append(mount(f"/r/{registry_id}", RegistryService(settings).routes()))
+    return application(routes, _HANDLERS)

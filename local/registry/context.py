@@ -2,9 +2,12 @@
 
 A record dated before 2025-07-01 comes from one of the registry's pre-merger origins (drawn by
 share) and is addressed with that old province's code and old commune codes; a record dated on or
-after it comes from the registry itself, with today's codes. Enterprises are drawn from the
-origin's block of the shared pool (:mod:`local.registry.enterprises`), a few from anywhere in the
-country, and each registry writes their names in its own habitual way.
+after it comes from the registry itself, with today's codes. A record's date is the one its
+contract reads its unit codes on (the filing, decision, start date: each gate suite's
+description names it; :func:`local.registry.entities.unit_date`), not its last update: a
+record filed in June 2025 and updated in August keeps the codes of June. Enterprises are drawn
+from the origin's block of the shared pool (:mod:`local.registry.enterprises`), a few from
+anywhere in the country, and each registry writes their names in its own habitual way.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from local.registry.enterprises import (
 from local.registry.enterprises import enterprise as pool_enterprise
 from local.registry.profiles import RegistryConfig
 from local.registry.reference import Province, communes, lower_unit_word, province
-from local.registry.synth import MERGER_EPOCH, seed_key
+from local.registry.synth import MERGER_DAY, MERGER_EPOCH, seed_key
 
 _STREETS = (
     "Trần Hưng Đạo", "Lê Lợi", "Nguyễn Huệ", "Lý Thái Tổ", "Quang Trung", "Hùng Vương",
@@ -108,6 +111,16 @@ class RegistryContext:
         """The origin of a record dated ``epoch_seconds``, drawn with hash bits ``h``."""
         if epoch_seconds >= MERGER_EPOCH:
             return self.current
+        return self._pre_merger_origin(h)
+
+    def origin_on(self, day: int, h: int) -> OriginInfo:
+        """The origin of a record whose own date (the one its unit codes are read on) is day
+        number ``day`` (:mod:`local.registry.synth`), drawn with hash bits ``h``."""
+        if day >= MERGER_DAY:
+            return self.current
+        return self._pre_merger_origin(h)
+
+    def _pre_merger_origin(self, h: int) -> OriginInfo:
         draw = h % 1000
         for cumulative, info in self.pre_merger:
             if draw < cumulative:

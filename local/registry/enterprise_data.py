@@ -49,13 +49,12 @@ class TechnologyDemandGenerator(EntityGenerator):
     amount_field = "budget_million_vnd"
 
     def build(self, i: int, h: int, kind: str | None) -> dict[str, Any]:
-        updated_at = self.updated_at(i)
-        day = day_of(updated_at)
-        origin = self.ctx.origin_at(updated_at, h)
+        day = day_of(self.updated_at(i))
+        posted = day - (h >> 34) % 400
+        origin = self.ctx.origin_on(posted, h)  # the codes of the posting date
         _, code, name = self.ctx.enterprise(origin, mix(h ^ 0x3A))
         activity, technology, field_code = _application(h >> 10)
         template = DEMAND_TEMPLATES[(h >> 30) % len(DEMAND_TEMPLATES)]
-        posted = day - (h >> 34) % 400
         age = day - posted
         status = "open" if age < 120 else ("matched", "closed", "open")[(h >> 44) % 3]
         commune, address = origin.address(mix(h ^ 0x3B))
@@ -89,14 +88,13 @@ class InnovationProjectGenerator(EntityGenerator):
     amount_field = "support_amount_million_vnd"
 
     def build(self, i: int, h: int, kind: str | None) -> dict[str, Any]:
-        updated_at = self.updated_at(i)
-        day = day_of(updated_at)
-        origin = self.ctx.origin_at(updated_at, h)
+        day = day_of(self.updated_at(i))
+        status = _PROJECT_STATUSES[(h >> 34) % len(_PROJECT_STATUSES)]
+        decided = day - (h >> 38) % 300 - (200 if status == "completed" else 0)
+        origin = self.ctx.origin_on(decided, h)  # the codes of the support decision's date
         _, code, name = self.ctx.enterprise(origin, mix(h ^ 0x4A))
         activity, technology, field_code = _application(h >> 10)
         template = PROJECT_TEMPLATES[(h >> 30) % len(PROJECT_TEMPLATES)]
-        status = _PROJECT_STATUSES[(h >> 34) % len(_PROJECT_STATUSES)]
-        decided = day - (h >> 38) % 300 - (200 if status == "completed" else 0)
         support = round(100 + (h >> 46) % 2900 + (h >> 58) / 10, 1)  # 100 .. 3,000
         products = (h >> 20) % 7 if status == "completed" else 0
         commune, address = origin.address(mix(h ^ 0x4B))
@@ -151,6 +149,10 @@ class _PerYearGenerator(EntityGenerator):
         epochs = [int(dt.datetime(y, 1, 1, tzinfo=dt.UTC).timestamp()) for y in _YEARS]
         self._year_starts = [self.first_index_updated_since(e) for e in epochs]
 
+    def year_of(self, i: int) -> int:
+        """The calendar year of record ``i``'s update."""
+        return _YEARS[bisect.bisect_right(self._year_starts, i) - 1]
+
     def year_and_enterprise(self, i: int, origin: OriginInfo) -> tuple[int, int]:
         """(calendar year of the update, pool index of the record's enterprise)."""
         n = bisect.bisect_right(self._year_starts, i) - 1
@@ -179,9 +181,8 @@ class InnovationSurveyGenerator(_PerYearGenerator):
     salt = 0x5A
 
     def build(self, i: int, h: int, kind: str | None) -> dict[str, Any]:
-        updated_at = self.updated_at(i)
-        day = day_of(updated_at)
-        origin = self.ctx.origin_at(updated_at, h)
+        day = day_of(self.updated_at(i))  # submitted the day of the update
+        origin = self.ctx.origin_on(day, h)
         year, index = self.year_and_enterprise(i, origin)
         code, name = self.enterprise_fields(index, mix(h ^ 0x5B))
         active = (h >> 10) % 100 < 48 or kind == "amount_wrong_unit"
@@ -261,9 +262,9 @@ class CapabilityAssessmentGenerator(_PerYearGenerator):
     salt = 0x6A
 
     def build(self, i: int, h: int, kind: str | None) -> dict[str, Any]:
-        updated_at = self.updated_at(i)
-        day = day_of(updated_at)
-        origin = self.ctx.origin_at(updated_at, h)
+        day = day_of(self.updated_at(i))
+        assessed = max(day - (h >> 26) % 20, _first_day_of(self.year_of(i)))
+        origin = self.ctx.origin_on(assessed, h)  # the codes of the assessment date
         year, index = self.year_and_enterprise(i, origin)
         code, name = self.enterprise_fields(index, mix(h ^ 0x6B))
         pool = _score_pool()
@@ -276,7 +277,7 @@ class CapabilityAssessmentGenerator(_PerYearGenerator):
             vsic_code=vsic_class(index),
             vsic_version=vsic_version(day, h >> 22),
             assessment_year=year,
-            assessment_date=day_string(max(day - (h >> 26) % 20, _first_day_of(year))),
+            assessment_date=day_string(assessed),
             group_scores=groups,
             criteria_scores=criteria,
             total_score=total,

@@ -36,3 +36,32 @@ ENTITY_DIRT = {
                           *_ENVELOPE),
     "capability_assessment": (*_TEXT, "mst_check_digit", "date_out_of_range", *_ENVELOPE),
 }  # fmt: skip
+
+# The date an entity's unit codes (province, commune, and the address text) are in force on:
+# the record's own date as its gate suite reads it (expectations/registry_api_v1/<entity>.json
+# says which), never its last update. The generators address each record on this date.
+UNIT_DATE_FIELDS = {
+    "result_application": "report_date",
+    "ip_right": "filing_date",
+    "expert": "registered_date",
+    "technology": "registered_date",
+    "technology_demand": "posted_date",
+    "innovation_project": "decision_date",
+    "innovation_survey": "submitted_date",
+    "capability_assessment": "assessment_date",
+}
+
+
+def unit_date(entity: str, record: dict) -> str | None:
+    """The ISO date ``record``'s unit codes are read on (see :data:`UNIT_DATE_FIELDS`).
+
+    An S&T task's is its start date, or its last update when that is earlier (a proposed task
+    is recorded before it starts); an organisation's its S&T registration date, or its
+    establishment date without one.
+    """
+    if entity == "st_task":
+        start, updated = record.get("start_date"), (record.get("updated_at") or "")[:10]
+        return min(start, updated) if start and updated else start or updated or None
+    if entity == "organisation":
+        return record.get("st_registration_date") or record.get("established_date")
+    return record.get(UNIT_DATE_FIELDS[entity])

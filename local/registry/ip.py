@@ -119,11 +119,11 @@ class IpRightGenerator(EntityGenerator):
     def build(self, i: int, h: int, kind: str | None) -> dict[str, Any]:
         updated_at = self.updated_at(i)
         day = day_of(updated_at)
-        origin = self.ctx.origin_at(updated_at, h)
         h2 = mix(h ^ 0x1B)
         ip_type = _CYCLE[i % 20]
         status, _, (low, high) = _STATUS_TABLE[(h >> 8) % len(_STATUS_TABLE)]
         filing = day - low - (h >> 16) % (high - low + 1)
+        origin = self.ctx.origin_on(filing, h)  # the applicant's codes on the filing date
         number = self._number(i, filing)
         elapsed = day - filing
         publication = grant = None
@@ -209,10 +209,10 @@ class TechnologyGenerator(EntityGenerator):
         self.ip_rights = ip_rights
 
     def build(self, i: int, h: int, kind: str | None) -> dict[str, Any]:
-        updated_at = self.updated_at(i)
-        day = day_of(updated_at)
-        origin = self.ctx.origin_at(updated_at, h)
+        day = day_of(self.updated_at(i))
         h2 = mix(h ^ 0x2B)
+        registered = day - (h2 >> 24) % 90
+        origin = self.ctx.origin_on(registered, h)  # the codes of the registration date
         activity, technology, codes = APPLICATIONS[(h >> 10) % len(APPLICATIONS)]
         template = TECHNOLOGY_TEMPLATES[(h >> 20) % len(TECHNOLOGY_TEMPLATES)]
         name = nfc(
@@ -235,7 +235,6 @@ class TechnologyGenerator(EntityGenerator):
         else:
             owner_type, code = "individual", None
             owner = person_name(h2 >> 16)[0]
-        registered = day - (h2 >> 24) % 90
         commune, address = origin.address(mix(h ^ 0x2D))
         record = self.envelope(f"{origin.id_prefix}-CN-{day_string(registered)[:4]}-{i + 1:05d}", i)
         record.update(

@@ -45,9 +45,13 @@ class OrganisationGenerator(EntityGenerator):
     def build(self, i: int, h: int, kind: str | None) -> dict[str, Any]:
         updated_at = self.updated_at(i)
         day = day_of(updated_at)
-        origin = self.ctx.origin_at(updated_at, h)
         h2 = mix(h ^ 0x0A)
         org_type = ORG_TYPES[(h >> 10) % len(ORG_TYPES)]
+        registered = org_type in ("st_organisation", "st_enterprise")
+        registration_day = day - h2 % 150
+        established = day - 200 - (h >> 20) % 7000
+        # The codes of the S&T registration date, or of the establishment date without one.
+        origin = self.ctx.origin_on(registration_day if registered else established, h)
         intermediary_kind = None
         registration = None
         if org_type == "intermediary":
@@ -70,9 +74,8 @@ class OrganisationGenerator(EntityGenerator):
                 name = institute_name((h2 >> 3) % len(INSTITUTES), origin.province.in_address)
             ownership = "public"
             vsic = _PUBLIC_VSIC[(h2 >> 12) % len(_PUBLIC_VSIC)]
-        if org_type in ("st_organisation", "st_enterprise"):
+        if registered:
             registration = f"{i + 1}/{'ĐK-KHCN' if org_type == 'st_organisation' else 'DNKHCN'}"
-        established = day - 200 - (h >> 20) % 7000
         commune, address = origin.address(mix(h ^ 0x0B))
         return {
             "id": f"{origin.id_prefix}-TC-{i + 1:06d}",
@@ -85,7 +88,7 @@ class OrganisationGenerator(EntityGenerator):
             "ownership": ownership,
             "enterprise_code": code,
             "st_registration_number": registration,
-            "st_registration_date": None if registration is None else day_string(day - h2 % 150),
+            "st_registration_date": None if registration is None else day_string(registration_day),
             "vsic_code": vsic,
             "vsic_version": vsic_version(day, h2 >> 40),
             "established_date": day_string(established),
@@ -112,10 +115,10 @@ class ExpertGenerator(EntityGenerator):
     date_field = "registered_date"
 
     def build(self, i: int, h: int, kind: str | None) -> dict[str, Any]:
-        updated_at = self.updated_at(i)
-        day = day_of(updated_at)
-        origin = self.ctx.origin_at(updated_at, h)
+        day = day_of(self.updated_at(i))
         h2 = mix(h ^ 0x0E)
+        registered = day - (h2 >> 56) % 200
+        origin = self.ctx.origin_on(registered, h)  # the province code of the registration date
         name, female = person_name(h2)
         degree = DEGREES[(h >> 12) % len(DEGREES)]
         title = None
@@ -149,7 +152,7 @@ class ExpertGenerator(EntityGenerator):
             phone=phone,
             email=email,
             province_code=origin.province_code,
-            registered_date=day_string(day - (h2 >> 56) % 200),
+            registered_date=day_string(registered),
             origin_registry=origin.name,
         )
         return record

@@ -13,6 +13,7 @@ The fields and bad kinds are those of the single-registry mode, plus ``origin_re
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from typing import Any
 
@@ -20,7 +21,7 @@ from local.registry.context import RegistryContext
 from local.registry.data import _UNKNOWN_FIELD_CODES, TaskGenerator, localised_names
 from local.registry.enterprises import enterprise as pool_enterprise
 from local.registry.generator import EntityGenerator
-from local.registry.synth import KindSchedule, index_hash, mix
+from local.registry.synth import DAY_ZERO, KindSchedule, day_of, index_hash, mix
 
 
 class StTaskGenerator(EntityGenerator):
@@ -37,7 +38,11 @@ class StTaskGenerator(EntityGenerator):
 
     def build(self, i: int, h: int, kind: str | None) -> dict[str, Any]:
         record = self.tasks.record(i)
-        origin = self.ctx.origin_at(self.tasks.updated_at(i), mix(h ^ 0x51))
+        # The task's date: its start, or its last update when that is earlier (a proposed task
+        # is recorded before it starts), as the S&T task suite reads its province code.
+        origin = self.ctx.origin_on(
+            min(_day_number(record["start_date"]), day_of(self.tasks.updated_at(i))), mix(h ^ 0x51)
+        )
         names = localised_names(origin.province.in_address, origin.province.short_name)
         if origin.id_prefix != "NB":
             record["id"] = origin.id_prefix + record["id"][2:]
@@ -66,6 +71,10 @@ class StTaskGenerator(EntityGenerator):
             record["budget_state_million_vnd"] = -record["budget_state_million_vnd"]
         else:
             super().spoil_other(record, kind, h)
+
+
+def _day_number(iso_date: str) -> int:
+    return (dt.date.fromisoformat(iso_date) - DAY_ZERO).days
 
 
 @lru_cache(maxsize=4096)

@@ -15,6 +15,7 @@ from connectors.drop_location import (
     CHUNK_BYTES,
     FileChangedError,
     LocalFolder,
+    SkippedFile,
     file_sha256,
     open_location,
 )
@@ -146,3 +147,28 @@ def test_min_age_is_measured_against_now(tmp_path: Path) -> None:
     drop(tmp_path, "04.csv", b"x", at=five_seconds_ago)
     assert names(LocalFolder(tmp_path, min_age_seconds=2)) == ["04.csv"]
     assert names(LocalFolder(tmp_path, min_age_seconds=60)) == []
+
+
+def test_links_out_hidden_and_future_files_are_passed_on_as_skipped(tmp_path: Path) -> None:
+    """What list_files leaves out is said (logged, handed to `on_skipped`), but for transient
+    files; a file still being written (young, hidden or not) just waits."""
+    outside = drop(tmp_path / "elsewhere", "04.csv", b"not ours")
+    folder = tmp_path / "drops"
+    drop(folder, "2024/04_ok.csv", b"ours")
+    (folder / "linked").symlink_to(outside.parent)  # a linked subfolder out of the folder
+    drop(folder, ".hidden.csv", b"hidden")
+    drop(folder, ".young.csv", b"young", at=None)
+    drop(folder, "future.csv", b"future", at=datetime(2099, 1, 1, tzinfo=UTC))
+    drop(folder, "~$04_ok.csv", b"lock")
+    skipped: list[SkippedFile] = []
+    for pattern in ("*", "*/*.csv"):
+        folder_files = LocalFolder(folder, pattern=pattern, min_age_seconds=60)
+        listed = list(folder_files.list_files(skipped.append))
+    assert [f.name for f in listed] == ["2024/04_ok.csv"]
+    by_name = {s.name: s for s in skipped}
+    assert sorted(by_name) == [".hidden.csv", "future.csv", "linked/04.csv"]
+    assert by_name["linked/04.csv"].state == "rejected"
+    assert str(outside) in by_name["linked/04.csv"].reason
+    assert by_name[".hidden.csv"].state == "skipped"
+    assert by_name[".hidden.csv"].sha256 == hashlib.sha256(b"hidden").hexdigest()
+    assert "2099-01-01" in by_name["future.csv"].reason

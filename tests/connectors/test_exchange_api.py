@@ -860,6 +860,21 @@ def test_envelope_of_a_record_without_fields_or_not_a_dict() -> None:
         exchange_envelope("listings", {})
 
 
+@pytest.mark.parametrize(
+    ("moment", "sent"),
+    [
+        (datetime.min.replace(tzinfo=UTC), "0001-01-01T07:00:00+07:00"),
+        (datetime(999, 6, 1, 12, 30, tzinfo=UTC), "0999-06-01T19:30:00+07:00"),
+        # In Vietnam time they would leave the years a datetime holds: clamped to the edge.
+        (datetime.min.replace(tzinfo=timezone(timedelta(hours=8))), "0001-01-01T00:00:00+07:00"),
+        (datetime.max.replace(tzinfo=UTC), "9999-12-31T23:59:59+07:00"),
+        (datetime.max.replace(tzinfo=timezone(timedelta(hours=-5))), "9999-12-31T23:59:59+07:00"),
+    ],
+)
+def test_bounds_at_the_edges_of_time_are_sent_in_vietnam_time(moment: datetime, sent: str) -> None:
+    assert format_instant(moment) == sent
+
+
 def test_timestamps_and_bounds() -> None:
     assert parse_local_timestamp("29/02/2024 23:59:59") == datetime(
         2024, 2, 29, 23, 59, 59, tzinfo=VN

@@ -332,6 +332,37 @@ def test_rfc3339_keeps_fractional_seconds() -> None:
     assert format_rfc3339(moment) == "2024-03-05T08:15:00.250000Z"
 
 
+@pytest.mark.parametrize(
+    ("moment", "sent"),
+    [
+        (datetime.min.replace(tzinfo=UTC), "0001-01-01T00:00:00Z"),  # "from the beginning"
+        (datetime(999, 6, 1, 12, 30, tzinfo=UTC), "0999-06-01T12:30:00Z"),
+        (datetime(1, 1, 1, 3, tzinfo=timezone(timedelta(hours=-5))), "0001-01-01T08:00:00Z"),
+        # Converted to UTC they would leave the years a datetime holds: clamped to the edge.
+        (datetime.min.replace(tzinfo=timezone(timedelta(hours=7))), "0001-01-01T00:00:00Z"),
+        (datetime.max.replace(tzinfo=UTC), "9999-12-31T23:59:59.999999Z"),
+        (datetime.max.replace(tzinfo=timezone(timedelta(hours=-5))), "9999-12-31T23:59:59.999999Z"),
+        (datetime.max.replace(tzinfo=timezone(timedelta(hours=5))), "9999-12-31T18:59:59.999999Z"),
+    ],
+)
+def test_rfc3339_pads_the_year_and_survives_the_edges_of_time(moment: datetime, sent: str) -> None:
+    assert format_rfc3339(moment) == sent
+
+
+def test_updated_since_the_beginning_of_time_is_sent_as_rfc3339(
+    server: ScriptedServer, make_client: Callable[..., RegistryClient]
+) -> None:
+    server.script("POST", TOKEN_PATH, token_reply(TOKEN_1))
+    server.script("GET", DATA_PATH, page_reply([], None))
+    since = datetime.min.replace(tzinfo=timezone(timedelta(hours=7)))
+
+    list(make_client().iter_pages(ENTITY, updated_since=since))
+
+    assert server.requests_to("GET", DATA_PATH)[0].query["updated_since"] == (
+        "0001-01-01T00:00:00Z"
+    )
+
+
 def test_all_requests_share_one_keep_alive_connection(
     server: ScriptedServer, make_client: Callable[..., RegistryClient]
 ) -> None:

@@ -2,6 +2,7 @@
 
 -- Current result application reports, one per task and report year, with the task's acceptance
 -- (its version current at the same cutoff) for the "applied within 12 months" KPI (NB-P2).
+-- One date governs every unit code of a report: its report_date (unit_date).
 with report as (
     select ra.*
     from {{ ref('int_result_applications_versioned') }} as ra
@@ -42,7 +43,13 @@ select
     report.report_date,
     report.unit_date,
     task.acceptance_date,
-    task.province_code,
+    -- The task's province as in force on the report's date, like every code of this fact:
+    -- the task's own code while it was in force then, else the province it merged into (a
+    -- Nam Định task of 2024 reported on in 2025-09 is Ninh Bình's); null when neither was.
+    case
+        when {{ valid_on('task_prov', 'report.unit_date') }} then task_prov.code
+        when {{ valid_on('task_prov_now', 'report.unit_date') }} then task_prov_now.code
+    end as province_code,
     task_prov.current_province_code as province_code_current,
     (
         extract(year from age(report.report_date, task.acceptance_date)) * 12
@@ -83,3 +90,7 @@ left join {{ ref('dim_province') }} as task_prov
     on
         task.province_code = task_prov.code
         and {{ valid_on('task_prov', 'task.unit_date') }}
+left join {{ ref('dim_province') }} as task_prov_now
+    on
+        task_prov.current_province_code = task_prov_now.code
+        and task_prov_now.is_current
