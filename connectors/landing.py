@@ -266,6 +266,9 @@ def _land(
     # The payload is serialised once (canonically, for the checksum) and sent as-is.
     set_json_dumps(pass_through_json, context=conn)
     already_landed = _keys_landed_since(conn, source_id, entity, updated_since)
+    # Keys of this batch, hashed (a million cost ~60 MB); a key seen twice is settled in SQL.
+    batch_keys: set[int] = set()
+    repeated_keys: set[tuple[str, int]] = set()
     extracted = landed = pages = 0
     high_watermark = updated_since
     extracted_at = datetime.now(UTC)
@@ -288,13 +291,19 @@ def _land(
                     _, _, _, record_id, version, updated_at, _, _, checksum, *_ = row
                     if (record_id, version, checksum) in already_landed:
                         continue
+                    if record_id is not None and version is not None:
+                        key = hash((record_id, version))
+                        if key in batch_keys:
+                            repeated_keys.add((record_id, version))
+                        batch_keys.add(key)
                     copy.write_row(row)
                     landed += 1
                     if updated_at is not None and (
                         high_watermark is None or updated_at > high_watermark
                     ):
                         high_watermark = updated_at
-        landed -= _settle_repeats(conn, batch_id, source_id, entity)
+        del batch_keys
+        landed -= _settle_repeats(conn, batch_id, source_id, entity, repeated_keys)
         # A batch that broke its contract raises here: nothing of it is committed.
         drift = shape.finish() if shape is not None else None
         if drift and "retyped_in_some_records" in drift:
@@ -333,11 +342,28 @@ def _land(
     )
 
 
-def _settle_repeats(conn: psycopg.Connection, batch_id: int, source_id: str, entity: str) -> int:
+def _settle_repeats(
+    conn: psycopg.Connection,
+    batch_id: int,
+    source_id: str,
+    entity: str,
+    repeated_keys: set[tuple[str, int]],
+) -> int:
     """Rows of the batch whose id and version were landed before (earlier in this batch or in
     an earlier one): an exact repeat is removed (and counted as skipped); other content for the
     same version gets a landing issue, so the gate quarantines it. Returns the repeats removed.
+
+    Every row is compared with earlier batches only when the entity has any (a first load has
+    none: then only the keys seen twice in the batch are looked at).
     """
+    (earlier,) = conn.execute(
+        "select exists (select 1 from raw.landed_record where source_id = %s and entity = %s"
+        " and batch_id < %s)",
+        (source_id, entity, batch_id),
+    ).fetchone()
+    if not earlier and not repeated_keys:
+        return 0
+    ids, versions = zip(*repeated_keys, strict=True) if repeated_keys else ((), ())
     conn.execute(
         "create temporary table landing_repeat on commit drop as"
         " select r.landed_id, bool_or(e.checksum = r.checksum) as same_content,"
@@ -345,8 +371,17 @@ def _settle_repeats(conn: psycopg.Connection, batch_id: int, source_id: str, ent
         " from raw.landed_record as r join raw.landed_record as e"
         " on e.source_id = %(source)s and e.entity = %(entity)s"
         " and e.record_id = r.record_id and e.version = r.version and e.landed_id < r.landed_id"
-        " where r.batch_id = %(batch)s group by r.landed_id",
-        {"source": source_id, "entity": entity, "batch": batch_id},
+        " where r.batch_id = %(batch)s and (%(earlier)s or (r.record_id, r.version) in"
+        " (select * from unnest(%(ids)s::text[], %(versions)s::bigint[])))"
+        " group by r.landed_id",
+        {
+            "source": source_id,
+            "entity": entity,
+            "batch": batch_id,
+            "earlier": earlier,
+            "ids": list(ids),
+            "versions": list(versions),
+        },
     )
     repeats = conn.execute(
         "delete from raw.landed_record as r using landing_repeat as x"
