@@ -22,7 +22,7 @@ import psycopg
 from connectors.contract_rules import standardiser
 from connectors.drop_location import DroppedFile, SkippedFile, open_location
 from connectors.jobs import Landing
-from connectors.landing import LoadInProgressError, RecordRules, land_extraction
+from connectors.landing import RecordRules, land_extraction, lock_source
 from connectors.spreadsheets import (
     Form,
     SpreadsheetError,
@@ -48,7 +48,9 @@ def land_dropped_files(warehouse_url: str, source_id: str, entity: str, location
     ensure_schema(warehouse_url)
     forms = _forms()
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
-        _lock_drops(conn, source_id, entity)  # held until this connection closes
+        # The run's own lock: landing takes its `land` lock per file on another connection,
+        # so the same key would lock the run out of its own landings.
+        lock_source(conn, source_id, entity, purpose="drop")  # held until the connection closes
         seen = {
             bytes(sha)
             for (sha,) in conn.execute(
@@ -113,16 +115,6 @@ def land_dropped_files(warehouse_url: str, source_id: str, entity: str, location
     for error in outcome.rejected:
         log.error("rejected: %s", error)
     return outcome
-
-
-def _lock_drops(conn: psycopg.Connection, source_id: str, entity: str) -> None:
-    """The drop run's own session lock (landing's `land:` lock is taken per file, on another
-    connection, so the same key would lock the run out of its own landings)."""
-    (locked,) = conn.execute(
-        "select pg_try_advisory_lock(hashtextextended(%s, 0))", (f"drop:{source_id}:{entity}",)
-    ).fetchone()
-    if not locked:
-        raise LoadInProgressError(f"another load of {source_id}/{entity} is running")
 
 
 # A `skipped` row gives way to what becomes of the file once fixed; other rows stay as they are.

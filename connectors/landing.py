@@ -164,7 +164,7 @@ def land_extraction(
         psycopg.connect(warehouse_url, autocommit=True) as data,
         psycopg.connect(warehouse_url, autocommit=True) as ledger,
     ):
-        _lock_source(data, source_id, entity)
+        lock_source(data, source_id, entity)
         _close_abandoned(ledger, source_id, entity)
         row = ledger.execute(
             "select high_watermark from ops.source_cursor where source_id = %s and entity = %s",
@@ -246,9 +246,13 @@ def _record_failure(
     log.error("batch %s: the ledger is unreachable; its error is spooled in %s", batch_id, spool)
 
 
-def _lock_source(conn: psycopg.Connection, source_id: str, entity: str) -> None:
+def lock_source(
+    conn: psycopg.Connection, source_id: str, entity: str, purpose: str = "land"
+) -> None:
+    """Hold the session lock of one kind of load of a source entity, or raise at once."""
     (locked,) = conn.execute(
-        "select pg_try_advisory_lock(hashtextextended(%s, 0))", (f"land:{source_id}:{entity}",)
+        "select pg_try_advisory_lock(hashtextextended(%s, 0))",
+        (f"{purpose}:{source_id}:{entity}",),
     ).fetchone()
     if not locked:
         raise LoadInProgressError(f"another load of {source_id}/{entity} is running")

@@ -20,6 +20,25 @@ from local.airflow_env import AIRFLOW_BIN, airflow_settings, migrate_metadata_db
 
 T = TypeVar("T")
 
+# One registry entity, with change events. The safety-net cron has had no occurrence since the
+# DAGs' start date (29 February 2028 is the next), so unpausing creates no scheduled run: the
+# only runs are those the events trigger.
+DAG_ID = "ninh_binh_registry__st_task"
+ASSET_URI = "sti://ninh_binh_registry/st_task"
+CATALOGUE = """\
+sources:
+  - id: ninh_binh_registry
+    name: Ninh Bình provincial STI registry
+    province_code: "37"
+    system: registry
+    contract: registry-api-v1
+    connection_id: ninh_binh_registry
+    entities: [st_task]
+    schedule: "0 3 29 2 *"
+    owner: so-khcn-ninh-binh
+    events: {subscription: ninh-binh-registry, signing_secret: ninh_binh_registry_events}
+"""
+
 
 def free_port() -> int:
     with socket.socket() as probe:

@@ -11,30 +11,12 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
-from airflow_standalone import Standalone, airflow_standalone
+from airflow_standalone import ASSET_URI, CATALOGUE, DAG_ID, Standalone, airflow_standalone
 
 from local.airflow_env import connection_env
 from local.registry.process import run_registry
 
 pytestmark = pytest.mark.e2e
-
-DAG_ID = "ninh_binh_registry__st_task"
-ASSET_URI = "sti://ninh_binh_registry/st_task"
-# The safety-net cron has had no occurrence since the DAGs' start date (29 February 2028 is the
-# next), so unpausing creates no scheduled run: the only run is the event's.
-CATALOGUE = """\
-sources:
-  - id: ninh_binh_registry
-    name: Ninh Bình provincial STI registry
-    province_code: "37"
-    system: registry
-    contract: registry-api-v1
-    connection_id: ninh_binh_registry
-    entities: [st_task]
-    schedule: "0 3 29 2 *"
-    owner: so-khcn-ninh-binh
-    events: {subscription: ninh-binh-registry, signing_secret: ninh_binh_registry_events}
-"""
 
 
 def test_a_change_event_posted_to_the_api_runs_the_sync_dag(warehouse_url):

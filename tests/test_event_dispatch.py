@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 import pytest
 import requests
-from airflow_standalone import airflow_standalone
+from airflow_standalone import ASSET_URI, CATALOGUE, DAG_ID, airflow_standalone
 
 from connectors.event_dispatch import (
     AirflowApi,
@@ -341,24 +341,6 @@ def test_the_api_connection_comes_from_the_environment():
 
 
 # --- End to end, with a running Airflow --------------------------------------------------------
-
-DAG_ID = "ninh_binh_registry__st_task"
-ASSET_URI = "sti://ninh_binh_registry/st_task"
-# The safety-net cron has had no occurrence since the DAGs' start date, so unpausing creates no
-# scheduled run: the only run is the dispatched event's.
-CATALOGUE = """\
-sources:
-  - id: ninh_binh_registry
-    name: Ninh Bình provincial STI registry
-    province_code: "37"
-    system: registry
-    contract: registry-api-v1
-    connection_id: ninh_binh_registry
-    entities: [st_task]
-    schedule: "0 3 29 2 *"
-    owner: so-khcn-ninh-binh
-    events: {subscription: ninh-binh-registry, signing_secret: ninh_binh_registry_events}
-"""
 
 
 @pytest.mark.e2e
