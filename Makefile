@@ -52,6 +52,20 @@ replay: setup          ## re-check open quarantine with the current rules [SOURC
 release: setup         ## publish a batch a batch-level rule blocked: BATCH=… NOTE="why"
 	$(BIN)/python -m local quarantine release $(BATCH) --note "$(NOTE)"
 
+.PHONY: sources
+sources: setup         ## per source entity: events pending (LATE past its limit), lag, last batch [SOURCE=…]
+	$(BIN)/python -m local sources $(SOURCE)
+
+.PHONY: pause resume backfill
+pause: setup           ## pause every DAG of a source in Airflow (REST API): SOURCE=…
+	$(BIN)/python -m local pause $(SOURCE)
+
+resume: setup          ## resume every DAG of a source in Airflow (REST API): SOURCE=…
+	$(BIN)/python -m local resume $(SOURCE)
+
+backfill: setup        ## trigger ops__backfill: SOURCE=… ENTITY=… FROM=YYYY-MM-DD TO=YYYY-MM-DD
+	$(BIN)/python -m local backfill $(SOURCE) $(ENTITY) $(FROM) $(TO)
+
 warehouse: setup       ## dbt build + publish if every blocking test passed (no Airflow)
 	$(BIN)/python -m local warehouse
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,8 +55,12 @@ SYSTEMS = {
 }
 
 _REQUIRED = ("id", "name", "system", "contract", "connection_id", "entities", "schedule", "owner")
-_OPTIONAL = ("province_code", "events", "docs", "quality")
+_OPTIONAL = ("province_code", "events", "docs", "quality", "pool")
 _EVENT_KEYS = ("subscription", "signing_secret")
+_EVENT_OPTIONAL = ("max_pending_minutes",)
+DEFAULT_MAX_PENDING_MINUTES = 15  # an event waiting longer than this calls the notifier
+_POOL_KEYS = ("name", "slots")
+DEFAULT_POOL_SLOTS = 2  # concurrent extraction tasks against one source host
 # Batch-level quality rules a source may tune (expectations.gate.BatchRules): share limits are
 # fractions in [0, 1], the others whole numbers.
 QUALITY_KEYS = {
@@ -80,6 +84,15 @@ class EventSubscription:
 
     subscription: str  # the source's id in its change-event stream
     signing_secret: str  # Airflow connection id holding the HMAC key the events are signed with
+    max_pending_minutes: int = DEFAULT_MAX_PENDING_MINUTES  # older pending events: notify
+
+
+@dataclass(frozen=True, slots=True)
+class HostPool:
+    """The Airflow pool bounding the extraction tasks that call one source host at a time."""
+
+    name: str
+    slots: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +109,11 @@ class Source:
     events: EventSubscription | None = None
     docs: str | None = None
     quality: tuple[tuple[str, float | int], ...] = ()  # overrides of the gate's batch rules
+    pool: HostPool | None = None  # None: a pool of its own, `<id>` with DEFAULT_POOL_SLOTS
+
+    @property
+    def host_pool(self) -> HostPool:
+        return self.pool or HostPool(f"source__{self.id}", DEFAULT_POOL_SLOTS)
 
 
 def catalogue_path() -> Path:
@@ -130,6 +148,7 @@ def load_catalogue(path: Path | None = None) -> list[Source]:
         raise CatalogueError(f"{path}: 'sources' must be a list")
     sources: list[Source] = []
     seen: dict[str, int] = {}
+    pools: dict[str, tuple[int, int]] = {}  # name → (slots, line first given)
     for node in top["sources"][1].value:
         source = _source(path, node)
         line = node.start_mark.line + 1
@@ -139,8 +158,19 @@ def load_catalogue(path: Path | None = None) -> list[Source]:
                 f" (first at line {seen[source.id]})"
             )
         seen[source.id] = line
+        pool = source.host_pool
+        if pools.setdefault(pool.name, (pool.slots, line))[0] != pool.slots:
+            raise CatalogueError(
+                f"{path}:{line}: pool {pool.name!r} has {pool.slots} slots here and"
+                f" {pools[pool.name][0]} at line {pools[pool.name][1]}; one host, one limit"
+            )
         sources.append(source)
     return sources
+
+
+def host_pools(sources: list[Source]) -> dict[str, int]:
+    """Airflow pool name → slots, for the extraction tasks of `sources`."""
+    return {source.host_pool.name: source.host_pool.slots for source in sources}
 
 
 def _source(path: Path, node: yaml.Node) -> Source:
@@ -158,7 +188,9 @@ def _source(path: Path, node: yaml.Node) -> Source:
     if missing:
         raise CatalogueError(f"{where}: source is missing {', '.join(missing)}")
     values = {
-        key: _scalar(path, key, *fields[key]) for key in fields if key not in ("events", "quality")
+        key: _scalar(path, key, *fields[key])
+        for key in fields
+        if key not in ("events", "quality", "pool")
     }
 
     for key in _REQUIRED:
@@ -210,6 +242,7 @@ def _source(path: Path, node: yaml.Node) -> Source:
         events=_events(path, fields["events"]) if "events" in fields else None,
         docs=docs,
         quality=_quality(path, fields["quality"]) if "quality" in fields else (),
+        pool=_pool(path, fields["pool"]) if "pool" in fields else None,
     )
 
 
@@ -254,17 +287,48 @@ def _events(path: Path, pair: tuple[yaml.Node, yaml.Node]) -> EventSubscription:
         )
     fields = _mapping(path, node)
     for key, (inner_key, value) in fields.items():
-        if key not in _EVENT_KEYS:
+        if key not in _EVENT_KEYS + _EVENT_OPTIONAL:
             raise CatalogueError(
                 f"{_at(path, inner_key)}: unknown key {key!r} in events"
-                f" (expected {', '.join(_EVENT_KEYS)})"
+                f" (expected {', '.join(_EVENT_KEYS + _EVENT_OPTIONAL)})"
             )
         if not isinstance(value, yaml.ScalarNode) or not value.value:
             raise CatalogueError(f"{_at(path, value)}: events.{key} must be a non-empty string")
     missing = [key for key in _EVENT_KEYS if key not in fields]
     if missing:
         raise CatalogueError(f"{_at(path, node)}: events is missing {', '.join(missing)}")
-    return EventSubscription(**{key: fields[key][1].value for key in _EVENT_KEYS})
+    subscription = EventSubscription(**{key: fields[key][1].value for key in _EVENT_KEYS})
+    if "max_pending_minutes" in fields:
+        value_node = fields["max_pending_minutes"][1]
+        minutes = _whole_number(path, "events.max_pending_minutes", value_node)
+        subscription = replace(subscription, max_pending_minutes=minutes)
+    return subscription
+
+
+def _pool(path: Path, pair: tuple[yaml.Node, yaml.Node]) -> HostPool:
+    key_node, node = pair
+    if not isinstance(node, yaml.MappingNode):
+        raise CatalogueError(f"{_at(path, key_node)}: pool must be a mapping with name, slots")
+    fields = _mapping(path, node)
+    for key, (inner_key, _) in fields.items():
+        if key not in _POOL_KEYS:
+            raise CatalogueError(
+                f"{_at(path, inner_key)}: unknown key {key!r} in pool (expected name, slots)"
+            )
+    name_node = fields.get("name", (None, None))[1]
+    if not isinstance(name_node, yaml.ScalarNode) or not _ID.match(name_node.value or ""):
+        raise CatalogueError(f"{_at(path, name_node or node)}: pool.name must be lower_snake_case")
+    slots_node = fields.get("slots", (None, None))[1]
+    if slots_node is None:
+        return HostPool(name_node.value, DEFAULT_POOL_SLOTS)
+    return HostPool(name_node.value, _whole_number(path, "pool.slots", slots_node))
+
+
+def _whole_number(path: Path, key: str, node: yaml.Node) -> int:
+    value = yaml.safe_load(yaml.serialize(node)) if isinstance(node, yaml.ScalarNode) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise CatalogueError(f"{_at(path, node)}: {key} must be a whole number ≥ 1")
+    return value
 
 
 def _quality(path: Path, pair: tuple[yaml.Node, yaml.Node]) -> tuple[tuple[str, Any], ...]:

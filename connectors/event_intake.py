@@ -8,10 +8,14 @@ is `contracts/event_intake_v1.openapi.yaml`; the README's "Change events" says i
 An accepted event is committed to `ops.event_inbox` (connectors/event_inbox.py) before the
 answer: 202 when new, 200 when (source, event id) was already stored, so a sender's retry is
 always safe. Every refusal is an RFC 9457 problem and stores nothing. Plain Python: no Airflow.
+
+Run it with `python -m connectors.event_intake [--host H] [--port 8090] [--warehouse-url URL]
+[--catalogue dags/sources.yml]`; the signing secrets come from the AIRFLOW_CONN_* variables.
 """
 
 from __future__ import annotations
 
+import argparse
 import hmac
 import json
 import logging
@@ -22,6 +26,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -33,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.catalogue import Source
+from connectors.catalogue import Source, catalogue_path, load_catalogue
 from connectors.event_inbox import Inbox, InboxRow, InboxUnavailable
 
 log = logging.getLogger(__name__)
@@ -327,3 +332,29 @@ def serve(app: Starlette, host: str = "127.0.0.1", port: int = 8090) -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m connectors.event_intake`: serve the intake of the catalogue's sources."""
+    parser = argparse.ArgumentParser(prog="python -m connectors.event_intake")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument(
+        "--warehouse-url", default=os.environ.get("WAREHOUSE_URL"), help="default $WAREHOUSE_URL"
+    )
+    parser.add_argument("--catalogue", type=Path, help=f"default {catalogue_path()}")
+    args = parser.parse_args(argv)
+    if not args.warehouse_url:
+        parser.error("set --warehouse-url or WAREHOUSE_URL")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        sources = load_catalogue(args.catalogue)
+        secrets = secrets_from_environment(sources)
+    except ValueError as error:  # a catalogue error, or a password that is no secret
+        parser.error(str(error))
+    log.info("event intake on http://%s:%d/v1/sources/<subscription>/events", args.host, args.port)
+    serve(create_app(args.warehouse_url, sources, secrets), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()

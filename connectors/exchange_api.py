@@ -296,19 +296,33 @@ class ExchangeClient(JsonApiClient):
 
     # ----------------------------------------------------------------------------- pages
 
-    def iter_pages(self, entity: str, modified_since: datetime | None = None) -> Iterator[Page]:
+    def iter_pages(
+        self,
+        entity: str,
+        modified_since: datetime | None = None,
+        modified_before: datetime | None = None,
+    ) -> Iterator[Page]:
         """Yield the pages of ``entity`` modified at or after ``modified_since``, in order.
 
-        ``modified_since`` must be timezone-aware. Arguments are checked here, eagerly; the
-        requests start on the first ``next()``.
+        ``modified_since`` must be timezone-aware. With ``modified_before`` (a bounded window,
+        e.g. a backfill) the window is closed there from the first request (``modified_to``,
+        inclusive, is its last whole second before it) instead of at the exchange's clock.
+        Arguments are checked here, eagerly; the requests start on the first ``next()``.
         """
         path = ENTITY_PATHS.get(entity)
         if path is None:
             raise ValueError(f"unknown exchange entity {entity!r}; known: {list(ENTITY_PATHS)}")
         since = None if modified_since is None else format_instant(modified_since)
-        return self._pages(entity, self._base_url + path, since)
+        until = (
+            None
+            if modified_before is None
+            else format_instant(modified_before - timedelta(microseconds=1))
+        )
+        return self._pages(entity, self._base_url + path, since, until)
 
-    def _pages(self, entity: str, url: str, modified_from: str | None) -> Iterator[Page]:
+    def _pages(
+        self, entity: str, url: str, modified_from: str | None, modified_to: str | None = None
+    ) -> Iterator[Page]:
         id_field = ENVELOPE_FIELDS[entity][0]
         page_size = self._page_size
         first_page: _Envelope | None = None  # its modified_to closes the window for the run
@@ -324,6 +338,8 @@ class ExchangeClient(JsonApiClient):
                     params["modified_from"] = modified_from
                 if first_page is not None:
                     params["modified_to"] = first_page.modified_to
+                elif modified_to is not None:  # a bounded window: closed where asked
+                    params["modified_to"] = modified_to
                 page = self._with_body_retries(
                     partial(self._fetch_page_once, url, params, what), url=url, what=what
                 )

@@ -2,7 +2,9 @@
 
 `extract_and_land` takes a catalogue source and the settings of its connection, picks the
 connector of the source's system, and lands one batch of one entity with the contract's rules:
-its envelope, its standardiser (Vietnamese repairs) and its schema-drift check.
+its envelope, its standardiser (Vietnamese repairs) and its schema-drift check. Given a
+`Window` (a backfill), it lands that window of a registry or exchange entity instead of what is
+new, leaving the live cursor as it is.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from connectors.catalogue import Source
 from connectors.contract_rules import api_rules
 from connectors.exchange_api import ENVELOPE_FIELDS, ExchangeClient, exchange_envelope
-from connectors.landing import LandResult, land_extraction
+from connectors.landing import LandResult, Window, land_extraction
 from connectors.registry_api import ENTITY_PATHS, RegistryClient
 from connectors.warehouse import ensure_schema, record_source
 
@@ -41,9 +43,21 @@ class Landing:
 
 
 def extract_and_land(
-    warehouse_url: str, source: Source, entity: str, connection: SourceConnection
+    warehouse_url: str,
+    source: Source,
+    entity: str,
+    connection: SourceConnection,
+    window: Window | None = None,
 ) -> Landing:
-    """Extract what is new of `entity` at `source` and land it (one batch; one per file)."""
+    """Extract what is new of `entity` at `source` and land it (one batch; one per file).
+
+    With a `window`, extract the records updated in it instead (one "backfill" batch), without
+    reading or moving the cursor. Spreadsheet drops have no date range: each file lands once.
+    """
+    if window is not None and source.system not in ("registry", "exchange"):
+        raise ValueError(
+            f"{source.id} is a {source.system}: its files carry no date range to backfill"
+        )
     ensure_schema(warehouse_url)
     record_source(
         warehouse_url,
@@ -61,6 +75,7 @@ def extract_and_land(
             base_url=connection.host,
             client_id=connection.login or "",
             client_secret=connection.password or "",
+            window=window,
         )
         return Landing([result])
     if source.system == "exchange":
@@ -70,6 +85,7 @@ def extract_and_land(
             entity=entity,
             base_url=connection.host,
             api_key=connection.password or "",
+            window=window,
         )
         return Landing([result])
     if source.system == "spreadsheet_drop":
@@ -90,18 +106,22 @@ def extract_and_land_registry(
     client_id: str,
     client_secret: str,
     page_size: int = 5000,
+    window: Window | None = None,
 ) -> LandResult:
-    """Extract `entity` from a registry API v1 source incrementally and land it as one batch."""
+    """Extract `entity` from a registry API v1 source incrementally (or the records updated in
+    `window`) and land it as one batch."""
     ensure_schema(warehouse_url)
     path = REGISTRY_API_V1_PATHS[entity]
+    before = window.end if window else None
     with RegistryClient(base_url, client_id, client_secret, page_size=page_size) as client:
         return land_extraction(
             warehouse_url,
             source_id=source_id,
             entity=entity,
             contract="registry-api-v1",
-            extract=lambda updated_since: client.iter_pages(path, updated_since),
+            extract=lambda updated_since: client.iter_pages(path, updated_since, before),
             rules=api_rules("registry-api-v1", entity),
+            window=window,
         )
 
 
@@ -113,19 +133,23 @@ def extract_and_land_exchange(
     base_url: str,
     api_key: str,
     page_size: int = 2000,
+    window: Window | None = None,
 ) -> LandResult:
-    """Extract `entity` (listing, transaction) from an exchange API v1 source as one batch."""
+    """Extract `entity` (listing, transaction) from an exchange API v1 source as one batch:
+    what changed since the cursor, or the records modified in `window`."""
     ensure_schema(warehouse_url)
     id_field, _ = ENVELOPE_FIELDS[entity]
     rules = api_rules(
         "exchange-api-v1", entity, envelope=partial(exchange_envelope, entity), id_field=id_field
     )
+    before = window.end if window else None
     with ExchangeClient(base_url, api_key, page_size=page_size) as client:
         return land_extraction(
             warehouse_url,
             source_id=source_id,
             entity=entity,
             contract="exchange-api-v1",
-            extract=lambda modified_since: client.iter_pages(entity, modified_since),
+            extract=lambda modified_since: client.iter_pages(entity, modified_since, before),
             rules=rules,
+            window=window,
         )

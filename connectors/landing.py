@@ -16,6 +16,11 @@ The extraction runs one page ahead of the COPY, in a background thread: while th
 serialises a page and PostgreSQL ingests it, the next page is requested and parsed. At most
 three pages are in memory (one being landed, one waiting, one being fetched), whatever the size
 of the extraction.
+
+A backfill lands a bounded window of a source entity (`Window`) as its own batch, with the
+same lock, ledger and de-duplication, but without the live cursor: it neither reads it nor
+advances it, so the incremental runs carry on as if it had not happened (and skip, as already
+landed, what it landed).
 """
 
 from __future__ import annotations
@@ -73,8 +78,9 @@ _STOP_WAIT_SECONDS = 10.0
 # PostgreSQL is back within seconds) before leaving it in the spool for the next load.
 _RECORD_ERROR_SECONDS = 15.0
 _ABANDONED = "abandoned: the process running this batch stopped before committing"
-# What a batch extracted: everything (no cursor yet), the changes since the cursor, or one file.
-Extraction = Literal["full", "incremental", "file"]
+# What a batch extracted: everything (no cursor yet), the changes since the cursor, one file,
+# or a bounded window an operator asked for (a backfill, `Window`).
+Extraction = Literal["full", "incremental", "file", "backfill"]
 
 
 def error_spool_dir() -> Path:
@@ -127,6 +133,20 @@ class RecordRules:
 NO_RULES = RecordRules()
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The records of a bounded re-extraction (a backfill): updated in [start, end)."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("a window's bounds must be timezone-aware")
+        if self.start >= self.end:
+            raise ValueError(f"an empty window: {self.start} is not before {self.end}")
+
+
 class LoadInProgressError(RuntimeError):
     """Another load of the same source entity holds the lock."""
 
@@ -151,6 +171,7 @@ def land_extraction(
     extract: Extract,
     rules: RecordRules = NO_RULES,
     extraction: Extraction | None = None,
+    window: Window | None = None,
 ) -> LandResult:
     """Run `extract(updated_since)` and land every record it yields as one load batch.
 
@@ -159,6 +180,10 @@ def land_extraction(
     same id, version and content are counted as skipped instead of being landed twice.
     `extraction` says what the batch holds, for the gate's volume rule; by default "full"
     without a cursor and "incremental" with one.
+
+    With a `window` (a backfill), `updated_since` is the window's start and `extract` must
+    stop at its end; the cursor is neither read nor advanced, and the batch is a "backfill"
+    with the window in the ledger (`updated_since`, `updated_until`).
     """
     with (
         psycopg.connect(warehouse_url, autocommit=True) as data,
@@ -166,21 +191,35 @@ def land_extraction(
     ):
         lock_source(data, source_id, entity)
         _close_abandoned(ledger, source_id, entity)
-        row = ledger.execute(
-            "select high_watermark from ops.source_cursor where source_id = %s and entity = %s",
-            (source_id, entity),
-        ).fetchone()
-        updated_since = row[0] if row else None
+        if window is None:
+            row = ledger.execute(
+                "select high_watermark from ops.source_cursor where source_id = %s and entity = %s",
+                (source_id, entity),
+            ).fetchone()
+            updated_since = row[0] if row else None
+        else:
+            updated_since = window.start
+        updated_until = window.end if window else None
         if extraction is None:
-            extraction = "full" if updated_since is None else "incremental"
+            extraction = (
+                "backfill" if window else "full" if updated_since is None else "incremental"
+            )
         (batch_id,) = ledger.execute(
-            "insert into ops.load_batch (source_id, entity, contract, updated_since, extraction)"
-            " values (%s, %s, %s, %s, %s) returning batch_id",
-            (source_id, entity, contract, updated_since, extraction),
+            "insert into ops.load_batch"
+            " (source_id, entity, contract, updated_since, updated_until, extraction)"
+            " values (%s, %s, %s, %s, %s, %s) returning batch_id",
+            (source_id, entity, contract, updated_since, updated_until, extraction),
         ).fetchone()
-        log.info("batch %s: extracting %s/%s since %s", batch_id, source_id, entity, updated_since)
+        log.info(
+            "batch %s: extracting %s/%s since %s%s",
+            batch_id,
+            source_id,
+            entity,
+            updated_since,
+            f" until {window.end} (a backfill; the cursor stays as it is)" if window else "",
+        )
         try:
-            result = _land(data, batch_id, source_id, entity, updated_since, extract, rules)
+            result = _land(data, batch_id, source_id, entity, updated_since, extract, rules, window)
         except BaseException as exc:
             _record_failure(warehouse_url, ledger, batch_id, f"{type(exc).__name__}: {exc}")
             raise
@@ -266,10 +305,13 @@ def _land(
     updated_since: datetime | None,
     extract: Extract,
     rules: RecordRules,
+    window: Window | None = None,
 ) -> LandResult:
     # The payload is serialised once (canonically, for the checksum) and sent as-is.
     set_json_dumps(pass_through_json, context=conn)
-    already_landed = _keys_landed_since(conn, source_id, entity, updated_since)
+    already_landed = _keys_landed_since(
+        conn, source_id, entity, updated_since, window.end if window else None
+    )
     # Keys of this batch, hashed (a million cost ~60 MB); a key seen twice is settled in SQL.
     batch_keys: set[int] = set()
     repeated_keys: set[tuple[str, int]] = set()
@@ -314,7 +356,7 @@ def _land(
             _mark_retyped(conn, batch_id, drift["retyped_in_some_records"])
         if rules.on_landed is not None:
             rules.on_landed(conn, batch_id, landed)
-        if high_watermark is not None:
+        if high_watermark is not None and window is None:  # a backfill leaves the cursor be
             conn.execute(
                 "insert into ops.source_cursor (source_id, entity, high_watermark, batch_id)"
                 " values (%s, %s, %s, %s) on conflict (source_id, entity) do update"
@@ -502,14 +544,19 @@ def _prefetched(pages: Iterable[PageLike], depth: int) -> Iterator[Iterator[Page
 
 
 def _keys_landed_since(
-    conn: psycopg.Connection, source_id: str, entity: str, updated_since: datetime | None
+    conn: psycopg.Connection,
+    source_id: str,
+    entity: str,
+    updated_since: datetime | None,
+    updated_until: datetime | None = None,
 ) -> set[tuple[str | None, int | None, bytes]]:
     if updated_since is None:
         return set()
     rows = conn.execute(
         "select record_id, version, checksum from raw.landed_record"
-        " where source_id = %s and entity = %s and updated_at >= %s",
-        (source_id, entity, updated_since),
+        " where source_id = %s and entity = %s and updated_at >= %s"
+        " and (%s::timestamptz is null or updated_at < %s)",
+        (source_id, entity, updated_since, updated_until, updated_until),
     ).fetchall()
     return {(r[0], r[1], bytes(r[2])) for r in rows}
 

@@ -136,18 +136,29 @@ class RegistryClient(JsonApiClient):
 
     # ----------------------------------------------------------------------------- pages
 
-    def iter_pages(self, entity: str, updated_since: datetime | None = None) -> Iterator[Page]:
+    def iter_pages(
+        self,
+        entity: str,
+        updated_since: datetime | None = None,
+        updated_before: datetime | None = None,
+    ) -> Iterator[Page]:
         """Yield the pages of ``entity`` updated at or after ``updated_since``, in source order.
 
         ``updated_since`` must be timezone-aware; it is sent in UTC on the first request only,
-        since the cursor carries the filter from then on.
+        since the cursor carries the filter from then on. The API has no upper bound: with
+        ``updated_before`` (a bounded window, e.g. a backfill) the extraction stops at the
+        first record updated at or after it, which the contract's order (ascending
+        ``updated_at``) makes the end of the window; that record and the rest are not yielded.
         """
         params: dict[str, str | int] = {"limit": self._page_size}
         if updated_since is not None:
             params["updated_since"] = format_rfc3339(updated_since)
         url = f"{self._base_url}/v1/{quote(entity, safe='')}"
         # Arguments are checked here, eagerly; the requests start on the first next().
-        return self._pages(entity, url, params)
+        pages = self._pages(entity, url, params)
+        if updated_before is None:
+            return pages
+        return _stop_before(pages, bound_in(updated_before, UTC, "updated_before"))
 
     def _pages(self, entity: str, url: str, params: dict[str, str | int]) -> Iterator[Page]:
         seen_cursors: set[str] = set()
@@ -270,6 +281,38 @@ class RegistryClient(JsonApiClient):
             text = body["error"] + (f": {description}" if isinstance(description, str) else "")
             return redact(text, self._secrets)[:300]
         return body_excerpt(reply.body, self._secrets)
+
+
+def _stop_before(pages: Iterator[Page], before: datetime) -> Iterator[Page]:
+    """``pages`` up to the first record updated at or after ``before``, which ends the window
+    (records come in ascending ``updated_at``): the page holding it is cut there and no further
+    page is requested. A record whose ``updated_at`` cannot be read does not end the window."""
+    try:
+        for page in pages:
+            for index, record in enumerate(page.records):
+                updated_at = _updated_at(record)
+                if updated_at is not None and updated_at >= before:
+                    log.info(
+                        "page %d: the window ends before its record %d; no further page is read",
+                        page.number,
+                        index + 1,
+                    )
+                    yield Page(page.records[:index], None, page.number)
+                    return
+            yield page
+    finally:
+        pages.close()
+
+
+def _updated_at(record: object) -> datetime | None:
+    value = record.get("updated_at") if isinstance(record, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _envelope_problem(envelope: Any) -> str | None:

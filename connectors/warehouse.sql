@@ -73,6 +73,9 @@ alter table ops.load_batch add column if not exists extraction text;
 update ops.load_batch  -- ledgers from before it was recorded
 set extraction = case when updated_since is null then 'full' else 'incremental' end
 where extraction is null;
+-- A backfill (extraction 'backfill', an operator's bounded re-extraction that leaves the cursor
+-- alone) holds the records updated in [updated_since, updated_until); null for the others.
+alter table ops.load_batch add column if not exists updated_until timestamptz;
 -- Gate runs that ended without a verdict (the database or the worker died): the next run of
 -- the entity gates the batch again; the error of the last such attempt stays in `error`.
 alter table ops.load_batch add column if not exists gate_attempts integer not null default 0;
@@ -393,3 +396,121 @@ create table if not exists ops.event_inbox (
 -- operators' lag view reads: only rows not done, so it stays small however long the inbox.
 create index if not exists event_inbox_open
     on ops.event_inbox (source_id, entity, inbox_id) where dispatch_state <> 'done';
+
+-- Operators' view of every source entity (`python -m local sources`, the ops__event_lag DAG):
+-- one row per source and entity with a batch in ops.load_batch or an event in ops.event_inbox.
+-- An event is pending from its arrival until the run covering it published its batch
+-- (dispatch_state pending or dispatched). Two clocks: `oldest_pending_age` is how long the
+-- oldest pending event has waited since it reached the inbox (our clock; what the catalogue's
+-- events.max_pending_minutes is compared with), `lag` how far the published data trails the
+-- source (now − the source's event_time of the oldest pending event, so it includes the time the
+-- source took to send it; zero when nothing pends, never negative when the source's clock is
+-- ahead). The source entities are found with skip scans of the two indexes, and every figure by
+-- an index per source entity, so the view stays fast however long the ledger and the inbox grow.
+create index if not exists event_inbox_event_time_idx
+    on ops.event_inbox (source_id, entity, event_time);
+create or replace view ops.source_status as
+with recursive batch_entity as (
+    (select source_id, entity from ops.load_batch order by source_id, entity limit 1)
+    union all
+    select next_entity.source_id, next_entity.entity
+    from batch_entity as prev
+    cross join lateral (
+        select b.source_id, b.entity from ops.load_batch as b
+        where (b.source_id, b.entity) > (prev.source_id, prev.entity)
+        order by b.source_id, b.entity
+        limit 1
+    ) as next_entity
+),
+
+inbox_entity as (
+    (select source_id, entity from ops.event_inbox order by source_id, entity limit 1)
+    union all
+    select next_entity.source_id, next_entity.entity
+    from inbox_entity as prev
+    cross join lateral (
+        select i.source_id, i.entity from ops.event_inbox as i
+        where (i.source_id, i.entity) > (prev.source_id, prev.entity)
+        order by i.source_id, i.entity
+        limit 1
+    ) as next_entity
+),
+
+source_entity as (
+    select source_id, entity from batch_entity
+    union
+    select source_id, entity from inbox_entity
+)
+
+select
+    e.source_id,
+    e.entity,
+    last_event.event_time as last_event_at,
+    last_success.published_at as last_success_at,
+    open_events.events as pending_events,
+    open_events.oldest_received as oldest_pending_at,
+    now() - open_events.oldest_received as oldest_pending_age,
+    case when open_events.events > 0
+        then greatest(now() - open_events.oldest_event_time, interval '0')
+        else interval '0'
+    end as lag,
+    last_batch.batch_id as last_batch_id,
+    last_batch.state as last_batch_state,
+    coalesce(last_batch.error, 'event dispatch: ' || open_error.last_error) as last_error
+from source_entity as e
+left join lateral (
+    select i.event_time from ops.event_inbox as i
+    where i.source_id = e.source_id and i.entity = e.entity
+    order by i.event_time desc
+    limit 1
+) as last_event on true
+left join lateral (
+    select b.published_at from ops.load_batch as b
+    where b.source_id = e.source_id and b.entity = e.entity and b.state = 'published'
+    order by b.batch_id desc
+    limit 1
+) as last_success on true
+left join lateral (
+    select b.batch_id, b.state, b.error from ops.load_batch as b
+    where b.source_id = e.source_id and b.entity = e.entity
+    order by b.batch_id desc
+    limit 1
+) as last_batch on true
+cross join lateral (
+    select
+        count(*) as events,
+        min(i.received_at) as oldest_received,
+        min(i.event_time) as oldest_event_time
+    from ops.event_inbox as i
+    where i.source_id = e.source_id and i.entity = e.entity and i.dispatch_state <> 'done'
+) as open_events
+left join lateral (
+    select i.last_error from ops.event_inbox as i
+    where
+        i.source_id = e.source_id and i.entity = e.entity and i.dispatch_state <> 'done'
+        and i.last_error is not null
+    order by i.inbox_id desc
+    limit 1
+) as open_error on true;
+comment on view ops.source_status is
+'One row per source entity with a batch or a change event: events received and pending, lag,'
+' last publish, last batch and error (README "Operators"; python -m local sources).';
+comment on column ops.source_status.last_event_at is
+'The latest event_time (the source''s clock) among the events received for the entity.';
+comment on column ops.source_status.last_success_at is
+'published_at of the latest published batch (a run that published nothing new counts).';
+comment on column ops.source_status.pending_events is
+'Inbox rows not done (pending or dispatched): their change is not published yet.';
+comment on column ops.source_status.oldest_pending_at is
+'When the oldest pending event reached the inbox (received_at); null when nothing pends.';
+comment on column ops.source_status.oldest_pending_age is
+'now() - oldest_pending_at: compared with the catalogue''s events.max_pending_minutes.';
+comment on column ops.source_status.lag is
+'now() - the event_time of the oldest pending event, at least zero; zero when nothing pends.';
+comment on column ops.source_status.last_batch_id is
+'The latest batch of the entity in ops.load_batch; null when it has none yet.';
+comment on column ops.source_status.last_batch_state is
+'State of the latest batch: extracting, landed, validated, failed or published.';
+comment on column ops.source_status.last_error is
+'The latest batch''s error (failure, blocked by the gate, gate unfinished), else the last'
+' dispatch error of a pending event (prefixed "event dispatch: ").';

@@ -118,7 +118,8 @@ class BatchRules:
       blocked, e.g. a registry that suddenly sends 90% fewer records. Only once the median
       reaches `volume_min_baseline` rows. Incremental batches are never judged by their size:
       they hold what changed since the cursor, and in an event-driven pipeline most are small
-      (a run with nothing new is a success with nothing to publish).
+      (a run with nothing new is a success with nothing to publish); nor are backfills, which
+      hold the window an operator asked for.
     """
 
     max_quarantined_share: float = 0.10
@@ -186,6 +187,13 @@ def _check_suite(suite: dict[str, Any], where: Path) -> None:
             raise ValueError(f"{where}: {name} needs meta.severity, one of {SEVERITIES}")
         if not meta.get("reason"):
             raise ValueError(f"{where}: {name} needs meta.reason")
+        if meta.get("waits_for") and meta["waits_for"] not in suite.get("meta", {}).get(
+            "references", ()
+        ):
+            raise ValueError(
+                f"{where}: {name} waits_for {meta['waits_for']!r}, which is not in the"
+                " suite's meta.references (nothing would check its rows again)"
+            )
         if "mostly" in expectation["kwargs"]:
             raise ValueError(
                 f"{where}: {name} sets `mostly`; how many bad rows a batch may have is a"
@@ -408,12 +416,50 @@ def replay_quarantine(
 
 
 def recheck_references(warehouse_url: str, entity: str) -> list[GateResult]:
-    """After a batch of `entity` was published: re-check the open quarantine of the entities
-    whose reference checks read it (e.g. reports that arrived before their task)."""
+    """After a batch of `entity` was published: re-check the rows of other entities that wait
+    for its records (e.g. reports that arrived before their task)."""
     results = []
     for _contract, referring in suites_referring_to(entity):
-        results += replay_quarantine(warehouse_url, entity=referring)
+        results += recheck_waiting(warehouse_url, referring, waits_for=entity)
     return results
+
+
+def recheck_waiting(
+    warehouse_url: str,
+    entity: str,
+    source_id: str | None = None,
+    waits_for: str | None = None,
+) -> list[GateResult]:
+    """Re-gate the batches of `entity` (of one source, when given) holding rows that wait for
+    records of another entity (`meta.waits_for`, or only `waits_for`), and publish them.
+
+    Called by both sides: by the referred entity's run after it publishes, and by the waiting
+    entity's own run after it publishes. Entities run in parallel, so a batch may be gated
+    while the records it waits for are being published; whichever side comes second sees both.
+    """
+
+    def waiting(meta: dict[str, Any]) -> bool:
+        return bool(meta.get("waits_for")) and waits_for in (None, meta["waits_for"])
+
+    names = [
+        _expectation_name(expectation)
+        for path in SUITES_DIR.glob(f"*/{entity}.json")
+        for expectation in json.loads(path.read_text(encoding="utf-8"))["expectations"]
+        if waiting(expectation.get("meta", {}))
+    ]
+    if not names:
+        return []
+    with psycopg.connect(warehouse_url) as conn:
+        batch_ids = [
+            batch_id
+            for (batch_id,) in conn.execute(
+                "select distinct batch_id from ops.quarantine"
+                " where resolved_at is null and entity = %s and expectation = any(%s)"
+                " and (%s::text is null or source_id = %s) order by 1",
+                (entity, names, source_id, source_id),
+            )
+        ]
+    return _regate(warehouse_url, batch_ids, None)
 
 
 def release_batch(warehouse_url: str, batch_id: int, note: str) -> GateResult:
@@ -442,6 +488,11 @@ def _regate(
     for batch_id in batch_ids:
         try:
             result = run_gate(warehouse_url, batch_id, rules)
+        except GateBusyError:
+            # Its own run is gating it right now and re-checks its waiting rows when it has
+            # published (recheck_waiting): nothing is left behind by skipping it here.
+            log.info("batch %s is being gated by its own run: not re-checked here", batch_id)
+            continue
         except GateFailedError as error:
             log.warning("%s", error)
             with psycopg.connect(warehouse_url) as conn:
@@ -656,7 +707,11 @@ def _record_outcome(
             "  where q.landed_id = w.landed_id and q.resolved_at is null))",
             {"b": batch_id},
         ).fetchone()
-        blocked = None if released else _batch_rule_broken(conn, batch_id, rows, quarantined, rules)
+        blocked = (
+            None
+            if released
+            else _batch_rule_broken(conn, batch_id, rows, _waiting_expectations(suite), rules)
+        )
         passed = rows - quarantined - warned
         if blocked is None:
             new_state = "published" if state == "published" else "validated"
@@ -788,9 +843,24 @@ def _resolve(conn: psycopg.Connection, batch_id: int) -> int:
     return replayed + superseded
 
 
+def _waiting_expectations(suite: dict[str, Any]) -> list[str]:
+    """Expectations whose rows wait for a record of another entity (`meta.waits_for`)."""
+    return [
+        _expectation_name(e) for e in suite["expectations"] if e.get("meta", {}).get("waits_for")
+    ]
+
+
 def _batch_rule_broken(
-    conn: psycopg.Connection, batch_id: int, rows: int, quarantined: int, rules: BatchRules
+    conn: psycopg.Connection, batch_id: int, rows: int, waiting: list[str], rules: BatchRules
 ) -> str | None:
+    # Rows held only because what they refer to has not been published yet do not count: in a
+    # pipeline that runs entities in parallel, deals often arrive before their listings, and
+    # they flow on by themselves when the listings are published (recheck_references).
+    (quarantined,) = conn.execute(
+        "select count(distinct landed_id) from ops.quarantine"
+        " where batch_id = %s and resolved_at is null and expectation <> all(%s)",
+        (batch_id, waiting),
+    ).fetchone()
     if rows >= rules.share_min_rows and quarantined / rows > rules.max_quarantined_share:
         return (
             f"{quarantined} of {rows} rows ({quarantined / rows:.1%}) quarantined, more than"
@@ -800,7 +870,7 @@ def _batch_rule_broken(
         count
         for (count,) in conn.execute(
             "select b.records_landed from ops.load_batch as b, ops.load_batch as this"
-            " where this.batch_id = %s and this.extraction <> 'incremental'"
+            " where this.batch_id = %s and this.extraction in ('full', 'file')"
             " and b.source_id = this.source_id and b.entity = this.entity"
             " and b.extraction = this.extraction and b.batch_id < this.batch_id"
             " and b.state in ('validated', 'published')"

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import fcntl
 import html
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,8 +93,17 @@ def _append_index(root: Path, page: Path, result: GateResult, source_id: str, en
         "<!doctype html><meta charset='utf-8'><title>Quality gate runs</title>"
         f"<style>{_STYLE}</style><h1>Quality gate runs</h1><ul>\n"
     )
-    previous = index.read_text(encoding="utf-8").split("<ul>\n", 1)[1] if index.exists() else ""
-    index.write_text(head + entry + previous, encoding="utf-8")
+    # Gates of different entities run at the same time: one writer at a time (a lock file), and
+    # the index replaced whole, so no reader ever sees it half written.
+    with (root / ".index.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        previous = index.read_text(encoding="utf-8") if index.exists() else ""
+        entries = previous.split("<ul>\n", 1)[1] if "<ul>\n" in previous else ""
+        handle, partial = tempfile.mkstemp(dir=root, prefix=".index.", suffix=".html")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(head + entry + entries)
+        os.chmod(partial, 0o644)  # mkstemp makes it 0600; the index is for people to open
+        os.replace(partial, index)
 
 
 def _name(expectation: dict[str, Any]) -> str:

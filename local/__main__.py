@@ -6,10 +6,15 @@ airflow-ui  Airflow's UI with the generated DAGs, on the local stack (Ctrl-C to 
 psql        a SQL shell on the warehouse (starts the embedded server if needed)
 quarantine  what waits in quarantine per source and reason, oldest first [SOURCE_ID];
             `quarantine replay|release ...` re-checks or releases (local/quarantine.py)
+sources     per source entity: change events pending (LATE past the catalogue's limit), lag,
+            last publish, last batch and error [SOURCE_ID] (local/source_status.py)
 warehouse   build the dbt project and publish it if every model and blocking test passed
             (write–audit–publish outside Airflow; the warehouse DAG does the same)
 docs        dbt's documentation site of the warehouse (models, columns, tests, lineage,
             exposures) into dbt_project/target/docs; open its index.html
+pause       pause (`resume`: resume) every DAG of a source in Airflow: SOURCE_ID;
+            `backfill SOURCE_ID ENTITY FROM TO` triggers ops__backfill (REST API,
+            AIRFLOW_CONN_STI_AIRFLOW_API; local/operations.py)
 stop        stop the embedded PostgreSQL if it is running
 """
 
@@ -37,6 +42,10 @@ def main(argv: list[str]) -> int:
         from local.quarantine import main as quarantine
 
         return quarantine(argv[1:])
+    if command == "sources":
+        from local.source_status import main as sources
+
+        return sources(argv[1:])
     if command == "warehouse":
         from connectors.warehouse_publish import PublishError
         from local.dbt import WarehouseBuildError, build_and_publish
@@ -55,6 +64,10 @@ def main(argv: list[str]) -> int:
 
         print(f"dbt docs: {generate_docs(resolve_warehouse_url()) / 'index.html'}")
         return 0
+    if command in ("pause", "resume", "backfill"):
+        from local.operations import main as operation
+
+        return operation(command, argv[1:])
     if command == "stop":
         from local.warehouse import local_server
 

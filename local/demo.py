@@ -1,18 +1,18 @@
-"""The main job on the embedded default: local warehouse + stand-in sources + Airflow.
+"""The main job on the embedded default: local warehouse + stand-in sources + a running Airflow.
 
-Starts the project's PostgreSQL (unless WAREHOUSE_URL is set) and the stand-ins of every source
-in the catalogue (three provincial registries, three technology exchanges, statistical report
-drops), migrates Airflow's metadata DB, runs every sync DAG and then the warehouse DAG through
-Airflow (`dag.test()`, local.run_dags) with a line per run as it finishes, prints per-source
-counts, and stops what it started.
+Starts the project's PostgreSQL (unless WAREHOUSE_URL is set), the stand-ins of every source in
+the catalogue (three provincial registries sending signed change events, three technology
+exchanges, statistical report drops), the event intake and dispatcher, and Airflow's own
+components (local.pipeline_stack). The scheduler runs every sync DAG (triggered once: the
+first load) and then the warehouse DAG, a line per run as it finishes; then one record changes
+at a registry and the demo times it until it shows in the marts, all by itself (change events).
+Prints per-source counts and stops what it started.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
+import signal
 import time
 from pathlib import Path
 
@@ -23,90 +23,122 @@ from connectors.catalogue import load_catalogue
 from connectors.warehouse import ensure_schema
 from dags.sync_dag_factory import WAREHOUSE_DAG_ID
 from expectations.report import reports_dir
-from local.airflow_env import airflow_settings, connection_env, migrate_metadata_db
+from local.airflow_stack import executor_from_environment
+from local.change_demo import SOURCE_ID as CHANGED_SOURCE
+from local.change_demo import Change, show_a_change
+from local.dag_runs import DagRuns, RunReport
 from local.dbt import build_manifest
+from local.pipeline_stack import running_pipeline
 from local.progress import Progress
-from local.standins import run_standins
-from local.warehouse import LOCAL_STATE, local_server, resolve_warehouse_url
+from local.warehouse import (
+    LOCAL_STATE,
+    local_server,
+    resolve_airflow_metadata_url,
+    resolve_warehouse_url,
+)
 
 AIRFLOW_HOME = LOCAL_STATE / "airflow"
-LOG_DIR = LOCAL_STATE / "logs"
 DROPS_ROOT = LOCAL_STATE / "drops"
+# Task processes at a time. Sync tasks are short and mostly wait on PostgreSQL and HTTP.
+PARALLELISM = 8
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     embedded = not os.environ.get("WAREHOUSE_URL")
     step("warehouse", "embedded PostgreSQL under .local/postgres" if embedded else "WAREHOUSE_URL")
     warehouse_url = resolve_warehouse_url()
     sources = load_catalogue()
-    dag_ids = [f"{s.id}__{entity}" for s in sources for entity in s.entities]
+    sync_dag_ids = [f"{s.id}__{entity}" for s in sources for entity in s.entities]
     try:
         ensure_schema(warehouse_url)
         step("dbt", "parsing the project (a broken project stops here; later builds parse less)")
         build_manifest()
-        settings = airflow_settings(AIRFLOW_HOME)
-        step("airflow", f"migrating the metadata DB in {AIRFLOW_HOME.relative_to(Path.cwd())}")
-        migrate_metadata_db(settings)
+        metadata_url = resolve_airflow_metadata_url(warehouse_url)
         kinds = sorted({s.system for s in sources})
-        step("sources", f"starting stand-ins of {len(sources)} sources ({', '.join(kinds)})")
-        with run_standins(sources, DROPS_ROOT) as connections:
-            env = {**settings, **connection_env(warehouse_url, connections)}
-            step("run", f"{len(dag_ids)} sync DAGs, then {WAREHOUSE_DAG_ID} (dag.test)")
-            reports, log_file = run_dags([*dag_ids, WAREHOUSE_DAG_ID], env)
-        ok = print_summary(warehouse_url, reports, log_file, time.monotonic() - started)
+        executor = executor_from_environment()  # STI_AIRFLOW_EXECUTOR: README, Scaling out
+        step(
+            "start",
+            f"stand-ins of {len(sources)} sources ({', '.join(kinds)}) sending signed change"
+            " events; the event intake and dispatcher; Airflow's api-server, scheduler,"
+            f" dag-processor and triggerer ({executor.get('executor', 'LocalExecutor')}, metadata"
+            " DB in PostgreSQL; logs in"
+            f" {_relative(AIRFLOW_HOME / 'logs')})",
+        )
+        with running_pipeline(
+            sources,
+            warehouse_url,
+            metadata_url,
+            AIRFLOW_HOME,
+            DROPS_ROOT,
+            parallelism=PARALLELISM,
+            **executor,
+        ) as pipeline:
+            progress = Progress(len(sync_dag_ids) + 1)
+            reports = run_initial_load(pipeline.runs, sync_dag_ids, progress)
+            registry = pipeline.connections[CHANGED_SOURCE]["host"]
+            change = show_a_change(pipeline.runs, warehouse_url, registry, progress)
+            reports += change.reports
+        seconds = time.monotonic() - started
+        ok = print_summary(warehouse_url, reports, AIRFLOW_HOME / "logs", seconds, change)
     finally:
         if embedded:
             local_server().stop()
-    return 0 if ok else 1
+    return 0 if ok and change.visible_after is not None else 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one must not cut the clean-up
+    raise KeyboardInterrupt  # `kill` stops what the demo started, like Ctrl-C
 
 
 def step(name: str, message: str) -> None:
     print(f"[{name:>9}] {message}", flush=True)
 
 
-def run_dags(dag_ids: list[str], env: dict[str, str]) -> tuple[list[dict], Path]:
-    """Every DAG through local.run_dags (one process), a progress line as each run finishes."""
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = pendulum.now("UTC").format("YYYYMMDDTHHmmss")
-    log_file = LOG_DIR / f"demo-{stamp}.log"
-    report_file = LOG_DIR / f"demo-{stamp}.jsonl"
-    progress = Progress(len(dag_ids))
-    with (
-        log_file.open("w") as log,
-        subprocess.Popen(
-            [sys.executable, "-m", "local.run_dags", str(report_file), *dag_ids],
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        ) as process,  # its exit code is not checked: the reports and the ledger tell
-    ):
-        reports = _follow_reports(report_file, process, progress)
-    return reports, log_file
+def _relative(path: Path) -> Path:
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
-def _follow_reports(
-    report_file: Path, process: subprocess.Popen, progress: Progress, poll: float = 0.25
-) -> list[dict]:
-    """The reports local.run_dags appends to `report_file` (a JSON line per DAG run), read as
-    they are appended while it runs; each one printed as a progress line."""
-    reports: list[dict] = []
-    offset, partial = 0, b""
-    while True:
-        exited = process.poll() is not None  # then read what it wrote last, and stop
-        if report_file.exists():
-            with report_file.open("rb") as file:
-                file.seek(offset)
-                chunk = file.read()
-            offset += len(chunk)
-            *lines, partial = (partial + chunk).split(b"\n")
-            for line in filter(None, lines):
-                report = json.loads(line)
-                reports.append(report)
-                progress.finished(report["dag_id"], report["state"], report["seconds"])
-        if exited:
-            return reports
-        time.sleep(poll)
+def run_initial_load(runs: DagRuns, sync_dag_ids: list[str], progress: Progress) -> list:
+    """Every sync DAG triggered once, then one warehouse build on all they published.
+
+    The warehouse DAG stays paused meanwhile: unpaused, it would build on the first publish
+    and again and again while the others publish (a paused DAG queues no asset events). It is
+    unpaused with its triggered run, so every change event from then on ends in a build by
+    itself."""
+    runs.wait_for_dags([*sync_dag_ids, WAREHOUSE_DAG_ID])
+    runs.set_paused([WAREHOUSE_DAG_ID], paused=True)
+    runs.set_paused(sync_dag_ids, paused=False)
+    since = pendulum.now("UTC")
+    run_id = f"demo__{since.format('YYYYMMDDTHHmmss')}"
+    step("run", f"{len(sync_dag_ids)} sync DAGs triggered, then {WAREHOUSE_DAG_ID}")
+    for dag_id in sync_dag_ids:
+        runs.trigger(dag_id, run_id)
+
+    def report(run: RunReport) -> None:
+        progress.finished(run.dag_id, run.state, run.seconds)
+
+    def all_synced(finished: list[RunReport], _runs: list[dict]) -> bool:
+        # The demo's runs; a safety-net cron may add runs of its own meanwhile.
+        return {r.dag_id for r in finished if r.run_id == run_id} >= set(sync_dag_ids)
+
+    reports = runs.follow(since, all_synced, report, timeout=900)
+    runs.trigger(WAREHOUSE_DAG_ID, run_id)
+    runs.set_paused([WAREHOUSE_DAG_ID], paused=False)  # a paused DAG's runs stay queued
+
+    def built(finished: list[RunReport], _runs: list[dict]) -> bool:
+        return any(r.dag_id == WAREHOUSE_DAG_ID and r.run_id == run_id for r in finished)
+
+    # follow() reports every run since `since` once: skip those already reported above.
+    seen = {(r.dag_id, r.run_id) for r in reports}
+    reports += [
+        r
+        for r in runs.follow(since, built, report, timeout=900, already=seen)
+        if (r.dag_id, r.run_id) not in seen
+    ]
+    return reports
 
 
 _PER_SOURCE_SQL = """
@@ -197,7 +229,9 @@ def _analyst_answers(conn: psycopg.Connection) -> list[str]:
     ]
 
 
-def print_summary(warehouse_url: str, reports: list[dict], log_file: Path, seconds: float) -> bool:
+def print_summary(
+    warehouse_url: str, reports: list[RunReport], log_dir: Path, seconds: float, change: Change
+) -> bool:
     with psycopg.connect(warehouse_url) as conn:
         per_source = conn.execute(_PER_SOURCE_SQL).fetchall()
         repairs = conn.execute(_REPAIRS_SQL).fetchall()
@@ -280,13 +314,12 @@ def print_summary(warehouse_url: str, reports: list[dict], log_file: Path, secon
     for answer in answers:
         print(answer)
 
-    failed_runs = [r for r in reports if r["state"] != "success"]
+    failed_runs = [r for r in reports if r.state != "success"]
     print(f"\nDAG runs: {len(reports) - len(failed_runs)} succeeded, {len(failed_runs)} failed")
     for report in failed_runs:
-        print(
-            f"  {report['dag_id']}: {report['state']} (tasks {', '.join(report['failed_tasks'])})"
-        )
-    print(f"Time taken: {seconds:.0f} s. Airflow log of the runs: {log_file}")
+        print(f"  {report.dag_id}: {report.state} (tasks {', '.join(report.failed_tasks)})")
+    print(change.summary())
+    print(f"Time taken: {seconds:.0f} s. Airflow's logs: {_relative(log_dir)}")
     print("Next:")
     print("  make airflow-ui      Airflow UI on http://localhost:8080 with these DAGs and runs")
     print("  make psql            SQL shell on the warehouse; try:")

@@ -13,6 +13,7 @@ flow on at the next warehouse build), rows that still fail stay. Nothing is dele
 from __future__ import annotations
 
 import argparse
+import sys
 
 import psycopg
 
@@ -44,7 +45,7 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("replay", "release"):
         print(format_rows(open_quarantine(resolve_warehouse_url(), argv[0] if argv else None)))
         return 0
-    from expectations.gate import release_batch, replay_quarantine
+    from expectations.operations import release, replay
 
     parser = argparse.ArgumentParser(prog=f"python -m local quarantine {argv[0]}")
     if argv[0] == "replay":
@@ -52,18 +53,16 @@ def main(argv: list[str]) -> int:
         parser.add_argument("--entity")
         parser.add_argument("--batch", type=int)
         args = parser.parse_args(argv[1:])
-        results = replay_quarantine(resolve_warehouse_url(), args.source, args.batch, args.entity)
+        outcome = replay(resolve_warehouse_url(), args.source, args.batch, args.entity)
     else:
         parser.add_argument("batch", type=int)
         parser.add_argument("--note", required=True, help="why the batch is genuine (recorded)")
         args = parser.parse_args(argv[1:])
-        results = [release_batch(resolve_warehouse_url(), args.batch, args.note)]
-    if not results:
-        print("Nothing to replay: no open quarantine matches.")
-    for r in results:
-        verdict = "published" if r.success else f"still blocked: {r.blocked_reason}"
-        print(
-            f"batch {r.batch_id}: {r.rows} rows, {r.passed} passed, {r.warned} warned,"
-            f" {r.quarantined} still quarantined, {r.resolved} resolved; {verdict}"
-        )
-    return 0 if all(r.success for r in results) else 1
+        try:
+            outcome = release(resolve_warehouse_url(), args.batch, args.note)
+        except ValueError as error:  # not blocked by a batch rule, or no note
+            print(error, file=sys.stderr)
+            return 1
+    for line in outcome.lines():
+        print(line)
+    return 1 if outcome.still_blocked else 0

@@ -98,14 +98,14 @@ def stop(process: subprocess.Popen) -> None:
     """SIGTERM the process group, then SIGKILL it if it has not exited within 5 s."""
     if process.poll() is not None:
         return  # already gone (and reaped): its group id may no longer be ours to signal
-    _signal_group(process, signal.SIGTERM)
+    signal_group(process, signal.SIGTERM)
     try:
         process.wait(STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
-        _signal_group(process, signal.SIGKILL)
+        signal_group(process, signal.SIGKILL)
         process.wait()
 
 
-def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
+def signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
     with suppress(ProcessLookupError):
         os.killpg(process.pid, sig)

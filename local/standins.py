@@ -4,6 +4,17 @@ What each catalogue source is served by comes from local/standins.yml: one proce
 stand-in registry, one every stand-in exchange, and spreadsheet drops are generated as files in
 a folder per source. `run_standins` yields `{connection_id: Airflow connection}` for
 local.airflow_env.connection_env.
+
+Change events: give `run_standins` an `EventTarget(intake_url, {source id: secret})` and the
+stand-in registries send a signed event to the intake for every record changed through their
+`POST /_standin/changes` (local/registry/events.py). The intake finds the same secrets in the
+connections `signing_connections` returns:
+
+    secrets = {s.id: new_signing_secret() for s in sources if s.events}
+    with run_standins(sources, drops, events=EventTarget(intake_url, secrets)) as connections:
+        signing = signing_connections(sources, secrets)
+        env = connection_env(warehouse_url, {**connections, **signing})
+        # python -m connectors.event_intake --port <intake port>, with env in its environment
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import yaml
 
 from connectors.catalogue import Source
 from local.airflow_env import api_connection, drop_connection
+from local.registry.events import EventTarget, new_signing_secret  # noqa: F401 (for callers)
 
 STANDINS_YML = Path(__file__).with_name("standins.yml")
 DROP_SEED = 42
@@ -56,8 +68,15 @@ def run_standins(
     drops_root: Path,
     standins: StandIns | None = None,
     profile: str | None = None,
+    events: EventTarget | None = None,
 ) -> Iterator[dict[str, dict[str, Any]]]:
-    """Serve every source of `sources` locally; yield its Airflow connection per connection id."""
+    """Serve every source of `sources` locally; yield its Airflow connection per connection id.
+
+    With `events` (secrets by catalogue source id), the stand-in registry of each of those
+    sources sends signed change events to `events.intake_url`, as the source's
+    `events.subscription` (or `events.subscriptions[source id]`). Secrets of sources that are
+    not stand-in registries are ignored: the exchange stand-ins send no events.
+    """
     from local.exchange.app import ExchangeSpec
     from local.exchange.process import run_exchanges
     from local.registry.process import run_registries
@@ -75,7 +94,11 @@ def run_standins(
         if by_kind["registry"]:
             registry_ids = {s.id: standins.sources[s.id]["registry"] for s in by_kind["registry"]}
             running = stack.enter_context(
-                run_registries(profile or standins.profile, sorted(set(registry_ids.values())))
+                run_registries(
+                    profile or standins.profile,
+                    sorted(set(registry_ids.values())),
+                    events=_registry_events(by_kind["registry"], registry_ids, events),
+                )
             )
             for source in by_kind["registry"]:
                 registry = running[registry_ids[source.id]]
@@ -98,6 +121,39 @@ def run_standins(
             write_drops(folder, standins.sources[source.id]["drops"])
             connections[source.connection_id] = drop_connection(folder)
         yield connections
+
+
+def signing_connections(
+    sources: list[Source], secrets: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """The Airflow connections holding the sources' event signing secrets, by connection id
+    (`events.signing_secret`), for local.airflow_env.connection_env: the intake reads them from
+    AIRFLOW_CONN_<ID> (connectors.event_intake.secrets_from_environment)."""
+    return {
+        source.events.signing_secret: {"conn_type": "generic", "password": secrets[source.id]}
+        for source in sources
+        if source.events is not None and source.id in secrets
+    }
+
+
+def _registry_events(
+    sources: list[Source], registry_ids: dict[str, str], events: EventTarget | None
+) -> EventTarget | None:
+    """The target of `run_standins` (by source id) as `run_registries` takes it (by registry)."""
+    if events is None:
+        return None
+    secrets, subscriptions = {}, {}
+    for source in sources:
+        if source.id not in events.secrets:
+            continue
+        if source.events is None:
+            raise ValueError(f"{source.id} has no events subscription in the catalogue")
+        registry_id = registry_ids[source.id]
+        if registry_id in secrets:
+            raise ValueError(f"registry {registry_id} serves two sources; it sends for one only")
+        secrets[registry_id] = events.secrets[source.id]
+        subscriptions[registry_id] = events.subscriptions.get(source.id, source.events.subscription)
+    return EventTarget(events.intake_url, secrets, subscriptions)
 
 
 def write_drops(folder: Path, spec: dict[str, Any]) -> list[Path]:

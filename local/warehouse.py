@@ -11,6 +11,7 @@ from local.postgres import LocalPostgres, ensure_database
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_STATE = REPO_ROOT / ".local"
 WAREHOUSE_DB = "sti"
+AIRFLOW_DB = "airflow"  # Airflow's metadata DB, beside the warehouse on the same server
 
 
 def local_server() -> LocalPostgres:
@@ -26,6 +27,17 @@ def resolve_warehouse_url() -> str:
     admin_url = server.start()
     ensure_database(admin_url, WAREHOUSE_DB)
     return server.url(WAREHOUSE_DB)
+
+
+def resolve_airflow_metadata_url(warehouse_url: str) -> str:
+    """Airflow's metadata DB: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN when set, else a database
+    `airflow` of its own on the warehouse's server (created if missing)."""
+    configured = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    if configured:
+        return configured
+    parts = urlsplit(warehouse_url)
+    ensure_database(parts._replace(path="/postgres").geturl(), AIRFLOW_DB)
+    return parts._replace(scheme="postgresql+psycopg2", path=f"/{AIRFLOW_DB}").geturl()
 
 
 def dbt_env(warehouse_url: str) -> dict[str, str]:

@@ -16,7 +16,9 @@ from typing import Any, TypeVar
 
 import requests
 
+from connectors.catalogue import host_pools, load_catalogue
 from local.airflow_env import AIRFLOW_BIN, airflow_settings, migrate_metadata_db
+from local.airflow_stack import ensure_pools
 
 T = TypeVar("T")
 
@@ -103,6 +105,7 @@ def airflow_standalone(
         **(settings or {}),
     }
     migrate_metadata_db(settings)
+    ensure_pools(settings, host_pools(load_catalogue(path)))  # the extraction tasks' pools
     log = home / "standalone.log"
     full_env = {
         **os.environ,

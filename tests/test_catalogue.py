@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.catalogue import SYSTEMS, CatalogueError, load_catalogue
+from connectors.catalogue import SYSTEMS, CatalogueError, host_pools, load_catalogue
 
 SHIPPED = Path(__file__).resolve().parents[1] / "dags" / "sources.yml"
 
@@ -36,6 +36,10 @@ sources:
 """
 
 
+_OWNER = "    owner: so-khcn-ninh-binh\n"
+_LATE_AFTER = "      signing_secret: ninh_binh_registry_events\n      max_pending_minutes: {}\n"
+
+
 def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "sources.yml"
     path.write_text(text, encoding="utf-8")
@@ -60,6 +64,34 @@ def test_a_good_catalogue_loads_with_its_event_subscription(tmp_path):
     assert registry.events.subscription == "ninh-binh-registry"
     assert registry.events.signing_secret == "ninh_binh_registry_events"
     assert (exchange.province_code, exchange.events) == (None, None)
+
+
+def test_pools_bound_calls_per_source_host_and_late_events_have_a_limit(tmp_path):
+    registry, exchange = load_catalogue(_write(tmp_path, GOOD))
+    # Defaults: a pool of its own with 2 slots; events late after 15 minutes.
+    assert host_pools([registry, exchange]) == {
+        "source__ninh_binh_registry": 2,
+        "source__national_exchange": 2,
+    }
+    assert registry.events.max_pending_minutes == 15
+    shared = GOOD.replace(_OWNER, _OWNER + "    pool: {name: one_host, slots: 3}\n").replace(
+        "    owner: techmart\n", "    owner: techmart\n    pool: {name: one_host, slots: 3}\n"
+    )
+    shared = shared.replace(
+        "      signing_secret: ninh_binh_registry_events\n", _LATE_AFTER.format(60)
+    )
+    registry, exchange = load_catalogue(_write(tmp_path, shared))
+    assert host_pools([registry, exchange]) == {"one_host": 3}
+    assert registry.events.max_pending_minutes == 60
+
+
+def test_sources_sharing_a_pool_must_agree_on_its_slots(tmp_path):
+    text = GOOD.replace(_OWNER, _OWNER + "    pool: {name: one_host, slots: 3}\n").replace(
+        "    owner: techmart\n", "    owner: techmart\n    pool: {name: one_host}\n"
+    )
+    message = r":15: pool .one_host. has 2 slots here and 3 at line 2"
+    with pytest.raises(CatalogueError, match=message):
+        load_catalogue(_write(tmp_path, text))
 
 
 def test_a_duplicate_id_names_both_lines(tmp_path):
@@ -98,6 +130,14 @@ def test_a_duplicate_id_names_both_lines(tmp_path):
             r":10: key 'name' repeated",
         ),
         (("sources:", "source:"), r":1: unknown top-level key 'source'"),
+        (
+            ("      signing_secret: ninh_binh_registry_events\n", _LATE_AFTER.format("0")),
+            r":14: events.max_pending_minutes must be a whole number ≥ 1",
+        ),
+        ((_OWNER, _OWNER + "    pool: nb_host\n"), r":11: pool must be a mapping"),
+        ((_OWNER, _OWNER + "    pool: {name: NB}\n"), r":11: pool.name must be lower_snake"),
+        ((_OWNER, _OWNER + "    pool: {name: nb, slots: 0}\n"), r":11: pool.slots must be a whole"),
+        ((_OWNER, _OWNER + "    pool: {name: nb, size: 2}\n"), r":11: unknown key 'size' in pool"),
     ],
 )
 def test_a_malformed_entry_fails_with_file_and_line(tmp_path, change, message):

@@ -1,13 +1,23 @@
-"""Static checks of the Docker stack: docker/compose.yaml, docker/Dockerfile, docker/.env.example
-and .dockerignore. No Docker engine is needed (none is available in CI).
+"""Static checks of the Docker stack: docker/compose.yaml, docker/compose.celery.yaml,
+docker/Dockerfile, docker/.env.example and .dockerignore. No Docker engine is needed (none is
+available in CI).
 
-Each check is a function returning a list of problems. The real files must have none, and
-``test_check_catches_breakage`` breaks a copy of the files in a temporary directory, one mutation
-at a time, to prove that every check can fail.
+Each check is a function returning a list of problems, for one variant of the stack: `local`
+(compose.yaml, LocalExecutor) or `celery` (compose.yaml with its `celery` profile and the
+override compose.celery.yaml: CeleryExecutor, Redis, workers), merged as `docker compose -f … -f …`
+merges them. The real files must have none in either variant, and ``test_check_catches_breakage``
+breaks a copy of the files in a temporary directory, one mutation at a time, to prove that every
+check can fail.
+
+Static, with one exception: the API server's command (which writes the users' passwords file
+from the environment before `airflow api-server` starts) is run in a scratch directory with a
+stand-in `airflow` program, to prove what it writes, that it prints no password and that it
+refuses to start without one.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import fnmatch
 import functools
@@ -19,6 +29,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,22 +37,48 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from standardwebhooks import Webhook
+
+from connectors.airflow_api import API_CONNECTION
+from local.airflow_stack import ADMIN, DISPATCHER, LOCAL_SETTINGS_DIR
+from local.registry.events import events_secret_env
+from local.registry.registries import LEGACY_REGISTRY
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The connection ids the stack must provide even before (or without) the catalogue.
+# Connection ids of the project itself, not of a catalogue source.
 WAREHOUSE_CONN_ID = "sti_warehouse"
-EXPECTED_CONN_IDS = {WAREHOUSE_CONN_ID, "ninh_binh_registry"}
+PROJECT_CONN_IDS = {WAREHOUSE_CONN_ID, API_CONNECTION}
+# The connection ids the stack must provide even before (or without) the catalogue: the
+# warehouse, the stand-in registry's API and its events' signing secret (the event intake's),
+# Airflow's REST API (the event dispatcher's).
+EXPECTED_CONN_IDS = {*PROJECT_CONN_IDS, "ninh_binh_registry", "ninh_binh_registry_events"}
 
 EXPECTED_SERVICES = {
     "warehouse",
     "registry",
+    "event-intake",
+    "event-dispatcher",
     "airflow-init",
     "airflow-api-server",
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
 }
+# The modules of the change-event chain: registry -> intake -> ops.event_inbox -> dispatcher.
+INTAKE_MODULE = "connectors.event_intake"
+DISPATCH_MODULE = "connectors.event_dispatch"
+REGISTRY_MODULE = "local.registry"
+POOLS_COMMAND = ["python", "-m", "local.airflow_stack", "pools"]
+# Container paths: the image copies the repository to /opt/sti (docker/Dockerfile).
+CONTAINER_REPO = "/opt/sti"
+# Airflow's users (simple auth manager) -> the variable of docker/.env with their password,
+# which only the API server gets (it writes them into its passwords file).
+USER_PASSWORD_VARIABLES = {
+    ADMIN: "AIRFLOW_ADMIN_PASSWORD",
+    DISPATCHER: "AIRFLOW_DISPATCHER_PASSWORD",
+}
+API_SERVER_ONLY_ENV = set(USER_PASSWORD_VARIABLES.values())
 # Airflow service -> the airflow subcommand it must run.
 AIRFLOW_SERVICE_COMMANDS = {
     "airflow-init": ["db", "migrate"],
@@ -51,6 +88,17 @@ AIRFLOW_SERVICE_COMMANDS = {
     "airflow-triggerer": ["triggerer"],
 }
 DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+
+# Variant -> (compose files under docker/, merged in this order; the profiles it runs with).
+VARIANTS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+    "local": (("compose.yaml",), frozenset()),
+    "celery": (("compose.yaml", "compose.celery.yaml"), frozenset({"celery"})),
+}
+EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
+CELERY_SERVICES = {"redis", "airflow-worker"}  # only in the celery variant
+CELERY_WORKER_COMMAND = ["celery", "worker"]
+# Sequences Compose concatenates when merging files; other sequences are replaced.
+_MERGED_SEQUENCES = {"ports", "expose", "volumes", "dns", "extra_hosts", "secrets", "configs"}
 
 _VAR_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _INTERPOLATION = re.compile(
@@ -78,6 +126,7 @@ _SHELL_SEPARATORS = {";", "&&", "||", "|", "&", "\n", "(", ")"}
 @dataclasses.dataclass(frozen=True)
 class Stack:
     repo: Path
+    variant: str = "local"
 
     @property
     def docker(self) -> Path:
@@ -86,6 +135,14 @@ class Stack:
     @property
     def compose_path(self) -> Path:
         return self.docker / "compose.yaml"
+
+    @property
+    def compose_paths(self) -> list[Path]:
+        return [self.docker / name for name in VARIANTS[self.variant][0]]
+
+    @property
+    def profiles(self) -> frozenset[str]:
+        return VARIANTS[self.variant][1]
 
     @property
     def dockerfile_path(self) -> Path:
@@ -104,15 +161,25 @@ class Stack:
         return self.repo / "dags" / "sources.yml"
 
     def compose(self) -> dict[str, Any]:
-        # safe_load resolves anchors, aliases and `<<` merge keys.
-        data = yaml.safe_load(self.compose_path.read_text(encoding="utf-8"))
-        assert isinstance(data, dict), f"{self.compose_path} is not a YAML mapping"
-        return data
+        """The variant's compose files merged; every service, whatever its profiles."""
+        merged: dict[str, Any] = {}
+        for path in self.compose_paths:
+            assert path.is_file(), f"{path.relative_to(self.repo)} is missing"
+            # safe_load resolves anchors, aliases and `<<` merge keys (within one file).
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            assert isinstance(data, dict), f"{path} is not a YAML mapping"
+            merged = merge_compose(merged, data)
+        return merged
 
     def services(self) -> dict[str, dict[str, Any]]:
+        """The services the variant runs: no profile, or one of the variant's."""
         services = self.compose().get("services")
         assert isinstance(services, dict) and services, "compose.yaml has no services"
-        return services
+        return {
+            name: service
+            for name, service in services.items()
+            if not service.get("profiles") or set(service["profiles"]) & self.profiles
+        }
 
     def env_example(self) -> dict[str, str]:
         return parse_env_file(self.env_example_path)
@@ -135,6 +202,48 @@ def parse_env_file(path: Path) -> dict[str, str]:
             value = value[1:-1]
         values[key] = value
     return values
+
+
+def merge_compose(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` over `base` as Compose merges files: services key by key (environment and
+    depends_on entries merged, ports/volumes/… appended, mappings merged, the rest replaced),
+    other top-level mappings entry by entry."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key == "services":
+            services = dict(merged.get("services") or {})
+            for name, service in (value or {}).items():
+                services[name] = _merge_service(services.get(name) or {}, service or {})
+            merged[key] = services
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _merge_service(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if key == "environment":
+            merged[key] = {**environment(base), **environment(override)}
+        elif key == "depends_on":
+            merged[key] = {**depends_on(base), **depends_on(override)}
+        elif key in _MERGED_SEQUENCES and isinstance(merged.get(key), list):
+            merged[key] = merged[key] + [item for item in value if item not in merged[key]]
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge_mapping(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _merge_mapping(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge_mapping(merged[key], value) if both else value
+    return merged
 
 
 def walk_strings(node: Any) -> Iterator[str]:
@@ -412,6 +521,8 @@ def published_ports(service: dict[str, Any], env: dict[str, str]) -> list[tuple[
 
 
 def catalogue_connection_ids(stack: Stack) -> set[str]:
+    """Every connection id the catalogue names: sources' connection_id and events'
+    signing_secret (the connection holding the key their change events are signed with)."""
     assert stack.catalogue_path.is_file(), (
         f"the source catalogue {stack.catalogue_path.relative_to(stack.repo)} is missing: "
         "compose's AIRFLOW_CONN_* ids cannot be checked against the connection ids the DAGs use"
@@ -421,7 +532,7 @@ def catalogue_connection_ids(stack: Stack) -> set[str]:
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key == "connection_id" and isinstance(value, str):
+                if key in {"connection_id", "signing_secret"} and isinstance(value, str):
                     ids.add(value)
                 else:
                     walk(value)
@@ -432,6 +543,58 @@ def catalogue_connection_ids(stack: Stack) -> set[str]:
     walk(yaml.safe_load(stack.catalogue_path.read_text(encoding="utf-8")))
     assert ids, f"{stack.catalogue_path} has no connection_id keys"
     return ids
+
+
+def catalogue_sources(stack: Stack) -> list[dict[str, Any]]:
+    """The catalogue's sources, as written (no validation: connectors/catalogue.py does that)."""
+    if not stack.catalogue_path.is_file():
+        return []
+    data = yaml.safe_load(stack.catalogue_path.read_text(encoding="utf-8")) or {}
+    return [s for s in data.get("sources") or [] if isinstance(s, dict)]
+
+
+def connection_json(raw: str, env: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """An AIRFLOW_CONN_* value in Airflow's JSON form, interpolated with `env` (None: as
+    written, ${VAR} references and all); None if it is not one."""
+    value = (raw if env is None else interpolate(raw, env)).strip()
+    if not value.startswith("{"):
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def module_options(args: list[str]) -> dict[str, list[str]]:
+    """option -> its values, in order, from `--name value` and `--name=value` arguments."""
+    options: dict[str, list[str]] = {}
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token.startswith("--"):
+            name, sep, value = token.partition("=")
+            if not sep and i + 1 < len(args) and not args[i + 1].startswith("--"):
+                value, i = args[i + 1], i + 1
+            options.setdefault(name, []).append(value)
+        i += 1
+    return options
+
+
+def last_option(options: dict[str, list[str]], name: str, default: str = "") -> str:
+    return (options.get(name) or [default])[-1]
+
+
+def services_running(stack: Stack, module: str) -> dict[str, list[str]]:
+    """service -> the arguments of its main command `python -m <module> ...`."""
+    env = stack.env_example()
+    found = {}
+    for name, service in stack.services().items():
+        for where, argv in service_commands(service, env):
+            parsed = python_module(argv)
+            if where == "command" and parsed and parsed[0] == module:
+                found[name] = parsed[1]
+    return found
 
 
 def declared_connection_ids(stack: Stack) -> dict[str, str]:
@@ -480,13 +643,17 @@ class AirflowFacts:
 
 @pytest.fixture(scope="session")
 def airflow_facts(tmp_path_factory: pytest.TempPathFactory) -> AirflowFacts:
-    executor = environment(Stack(REPO).compose().get("x-airflow-common") or {}).get(
-        "AIRFLOW__CORE__EXECUTOR", "LocalExecutor"
-    )
+    # Every executor a variant configures: executors can add CLI commands.
+    executors = {
+        environment(service).get("AIRFLOW__CORE__EXECUTOR") or "LocalExecutor"
+        for variant in VARIANTS
+        for service in Stack(REPO, variant).services().values()
+        if service.get("command") and "airflow" in as_argv(service["command"])[:1]
+    }
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow-home")),
-        "AIRFLOW__CORE__EXECUTOR": executor,  # executors can add CLI commands
+        "AIRFLOW__CORE__EXECUTOR": ",".join(sorted(executors or {"LocalExecutor"})),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }
     result = subprocess.run(
@@ -584,11 +751,16 @@ def check_python_module_options(stack: Stack, facts: AirflowFacts | None = None)
         module = python_module(argv)
         if module is None or repo_module_path(stack.repo, module[0]) is None:
             continue  # missing modules are check_python_modules' business
+        options = [
+            token.partition("=")[0]
+            for token in module[1]
+            if token.startswith("-") and not re.fullmatch(r"-\d+(\.\d+)?", token)
+        ]
+        if not options:
+            continue  # e.g. `python -m local.airflow_stack pools`, which has no --help
         known = _module_help_options(stack.repo, module[0])
-        for token in module[1]:
-            option = token.partition("=")[0]
-            is_option = token.startswith("-") and not re.fullmatch(r"-\d+(\.\d+)?", token)
-            if is_option and option not in known:
+        for option in options:
+            if option not in known:
                 problems.append(f"{name} {where}: `python -m {module[0]}` has no {option}")
     return problems
 
@@ -621,7 +793,7 @@ def check_connections_expected(stack: Stack, facts: AirflowFacts | None = None) 
     """The stack declares the connections it needs, and they parse as Airflow connections."""
     problems = []
     declared = declared_connection_ids(stack)
-    known = set(EXPECTED_CONN_IDS)
+    known = set(EXPECTED_CONN_IDS) | PROJECT_CONN_IDS
     if stack.catalogue_path.is_file():
         known |= catalogue_connection_ids(stack)
     for missing in sorted(EXPECTED_CONN_IDS - set(declared)):
@@ -645,8 +817,9 @@ def check_connections_expected(stack: Stack, facts: AirflowFacts | None = None) 
 
 
 def check_connections_in_catalogue(stack: Stack, facts: AirflowFacts | None = None) -> list[str]:
-    """Every AIRFLOW_CONN_<ID> is a connection_id of dags/sources.yml (or the warehouse's)."""
-    referenced = catalogue_connection_ids(stack) | {WAREHOUSE_CONN_ID}
+    """Every AIRFLOW_CONN_<ID> is a connection of dags/sources.yml (a source's connection_id or
+    its events' signing_secret) or one of the project's own (the warehouse, Airflow's API)."""
+    referenced = catalogue_connection_ids(stack) | PROJECT_CONN_IDS
     return [
         f"AIRFLOW_CONN_{conn_id.upper()}: {conn_id!r} is not a connection_id in the catalogue"
         for conn_id in sorted(set(declared_connection_ids(stack)) - referenced)
@@ -888,34 +1061,58 @@ def check_dockerfile_contract(stack: Stack, facts: AirflowFacts | None = None) -
 
 
 def check_compose_contract(stack: Stack, facts: AirflowFacts | None = None) -> list[str]:
-    """The services, shared Airflow settings and hostnames the stack is specified to have."""
+    """The services, shared Airflow settings and hostnames the stack is specified to have: every
+    Airflow component with one environment (x-airflow-common's; in the celery variant, with the
+    override's executor settings on top, the same for all) and the variant's executor."""
     problems = []
     compose = stack.compose()
-    services = compose["services"]
-    for missing in sorted(EXPECTED_SERVICES - set(services)):
+    services = stack.services()
+    expected_services = set(EXPECTED_SERVICES)
+    if stack.variant == "celery":
+        expected_services |= CELERY_SERVICES
+    for missing in sorted(expected_services - set(services)):
         problems.append(f"service {missing} is missing")
     common = compose.get("x-airflow-common")
     if not isinstance(common, dict):
         return [*problems, "no x-airflow-common anchor block"]
     common_env = environment(common)
     env_example = stack.env_example()
-    for name, expected in AIRFLOW_SERVICE_COMMANDS.items():
+    commands = dict(AIRFLOW_SERVICE_COMMANDS)
+    if stack.variant == "celery":
+        commands["airflow-worker"] = CELERY_WORKER_COMMAND
+    # One environment for all Airflow components: x-airflow-common's, or (celery) the
+    # scheduler's, which is x-airflow-common's with the override's settings on top.
+    shared, label = common_env, "x-airflow-common"
+    if stack.variant != "local":
+        label = "airflow-scheduler"
+        shared = environment(services.get(label) or common)
+        for key in common_env:
+            if key != "AIRFLOW__CORE__EXECUTOR" and key not in shared:
+                problems.append(f"{label}: {key} of x-airflow-common is missing")
+    for name, expected in commands.items():
         service = services.get(name)
         if service is None:
             continue
-        if environment(service) != common_env:
-            problems.append(f"{name}: environment differs from x-airflow-common")
+        own = environment(service)
+        if name == "airflow-api-server":  # plus the users' passwords, which only it needs
+            own = {k: v for k, v in own.items() if k not in API_SERVER_ONLY_ENV}
+        if own != shared:
+            problems.append(f"{name}: environment differs from {label}")
+        for key in sorted(API_SERVER_ONLY_ENV & set(environment(service))):
+            if name != "airflow-api-server":
+                problems.append(f"{name}: {key} is the API server's alone")
         if service.get("image") != common.get("image"):
             problems.append(f"{name}: image differs from x-airflow-common")
-        commands = [
-            airflow_argv(argv)
+        # The first airflow command the service runs (a shell may prepare something first).
+        runs = [
+            args
             for where, argv in service_commands(service, env_example)
-            if where == "command"
+            if where == "command" and (args := airflow_argv(argv)) is not None
         ]
-        if not commands or not commands[0] or commands[0][: len(expected)] != expected:
-            problems.append(f"{name}: must run `airflow {' '.join(expected)}`, runs {commands}")
+        if not runs or runs[0][: len(expected)] != expected:
+            problems.append(f"{name}: must run `airflow {' '.join(expected)}`, runs {runs}")
     required = {
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": EXECUTORS[stack.variant],
         "AIRFLOW__CORE__DAGS_FOLDER": "/opt/sti/dags",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
@@ -923,14 +1120,12 @@ def check_compose_contract(stack: Stack, facts: AirflowFacts | None = None) -> l
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://airflow-api-server:8080/execution/",
     }
     for key, value in required.items():
-        if common_env.get(key, "").lower() != value.lower():
-            problems.append(
-                f"x-airflow-common: {key} must be {value!r}, is {common_env.get(key)!r}"
-            )
+        if shared.get(key, "").lower() != value.lower():
+            problems.append(f"{label}: {key} must be {value!r}, is {shared.get(key)!r}")
     for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
-        if not common_env.get(key):
-            problems.append(f"x-airflow-common: {key} is not set")
-    driver = urlsplit(common_env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")).scheme
+        if not shared.get(key):
+            problems.append(f"{label}: {key} is not set")
+    driver = urlsplit(shared.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")).scheme
     module = {"postgresql+psycopg2": "psycopg2", "postgresql+psycopg": "psycopg"}.get(driver)
     if module is None or importlib.util.find_spec(module) is None:
         problems.append(f"metadata DB driver {driver!r} is not installed in the project venv")
@@ -962,6 +1157,465 @@ def check_compose_contract(stack: Stack, facts: AirflowFacts | None = None) -> l
     return problems
 
 
+def check_celery_variant(stack: Stack, facts: AirflowFacts | None = None) -> list[str]:
+    """The CeleryExecutor variant, whichever variant `stack` is: Redis (healthcheck, not on the
+    host) and two or more workers only with the `celery` profile; every Airflow component on
+    CeleryExecutor with the same broker (the redis service) and results in the metadata DB;
+    scheduler and workers start once Redis is healthy."""
+    problems = []
+    local = dataclasses.replace(stack, variant="local")
+    celery = dataclasses.replace(stack, variant="celery")
+    override = celery.compose_paths[-1]
+    if not override.is_file():
+        return [f"{override.relative_to(stack.repo)} is missing"]
+    for name in sorted(CELERY_SERVICES & set(local.services())):
+        problems.append(f"{name}: runs without the celery profile (LocalExecutor stack)")
+    services = celery.services()
+    for name in sorted(CELERY_SERVICES - set(services)):
+        problems.append(f"service {name} is missing from the celery variant")
+    redis = services.get("redis") or {}
+    if not str(redis.get("image", "")).startswith("redis:"):
+        problems.append(f"redis: image must be redis:<version>, is {redis.get('image')!r}")
+    if "redis-cli ping" not in " ".join(as_argv((redis.get("healthcheck") or {}).get("test"))):
+        problems.append("redis: healthcheck must run `redis-cli ping`")
+    if redis.get("ports"):
+        problems.append("redis: the broker must not be published on the host")
+    worker = services.get("airflow-worker") or {}
+    replicas = (worker.get("deploy") or {}).get("replicas", 1)
+    if not isinstance(replicas, int) or replicas < 2:
+        problems.append(f"airflow-worker: deploy.replicas must be 2 or more, is {replicas!r}")
+    if worker.get("container_name") or worker.get("ports"):
+        problems.append("airflow-worker: replicas cannot share a container_name or host ports")
+    if "inspect ping" not in json.dumps((worker.get("healthcheck") or {}).get("test")):
+        problems.append("airflow-worker: healthcheck must ping the worker (celery inspect ping)")
+    env_example = stack.env_example()
+    airflow = [name for name in [*AIRFLOW_SERVICE_COMMANDS, "airflow-worker"] if name in services]
+    envs = {name: environment(services[name]) for name in airflow}
+    for name, env in envs.items():
+        if env.get("AIRFLOW__CORE__EXECUTOR") != "CeleryExecutor":
+            problems.append(f"{name}: AIRFLOW__CORE__EXECUTOR is not CeleryExecutor")
+    for key in (
+        "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__CELERY__BROKER_URL",
+        "AIRFLOW__CELERY__RESULT_BACKEND",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    ):
+        values = {name: env.get(key) for name, env in envs.items()}
+        if len(set(values.values())) != 1:
+            problems.append(f"{key} differs between the Airflow services: {values}")
+    env = envs.get("airflow-scheduler") or {}
+    broker = urlsplit(interpolate(env.get("AIRFLOW__CELERY__BROKER_URL", ""), env_example))
+    if broker.scheme not in {"redis", "rediss"} or broker.hostname != "redis":
+        problems.append(f"AIRFLOW__CELERY__BROKER_URL must point at the redis service: {broker}")
+    backend = env.get("AIRFLOW__CELERY__RESULT_BACKEND", "")
+    if backend != "db+" + env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", ""):
+        problems.append(
+            "AIRFLOW__CELERY__RESULT_BACKEND must be db+ and the metadata DB's URL"
+            f" (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN), is {backend!r}"
+        )
+    for name in ("airflow-scheduler", "airflow-worker"):
+        condition = depends_on(services.get(name) or {}).get("redis", {}).get("condition")
+        if condition != "service_healthy":
+            problems.append(f"{name}: must wait for redis to be healthy, waits {condition!r}")
+    worker_deps = depends_on(worker)
+    for target, condition in (
+        ("airflow-init", "service_completed_successfully"),
+        ("warehouse", "service_healthy"),
+    ):
+        if worker_deps.get(target, {}).get("condition") != condition:
+            problems.append(f"airflow-worker: must depend on {target} ({condition})")
+    return problems
+
+
+def shared_warehouse_url(stack: Stack) -> str:
+    """WAREHOUSE_URL of the Airflow components (x-airflow-common), raw."""
+    common = stack.compose().get("x-airflow-common") or {}
+    return environment(common).get("WAREHOUSE_URL", "")
+
+
+def api_server_ports(stack: Stack) -> dict[str, str]:
+    """service -> container port, for the services running `airflow api-server`."""
+    env = stack.env_example()
+    found = {}
+    for name, service in stack.services().items():
+        for where, argv in service_commands(service, env):
+            args = airflow_argv(argv)
+            if where == "command" and args and args[0] == "api-server":
+                found[name] = last_option(module_options(args[1:]), "--port", "8080")
+    return found
+
+
+def simple_auth_users(env: dict[str, str]) -> dict[str, str]:
+    """user -> role, from AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS (`user:role,...`)."""
+    users = {}
+    for item in env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "").split(","):
+        user, _, role = item.strip().partition(":")
+        if user:
+            users[user] = role.partition(":")[0].lower()
+    return users
+
+
+def whsec_problem(value: str) -> str | None:
+    """Why `value` is not a Standard Webhooks secret (`whsec_` + base64 of 24 to 64 bytes)."""
+    if not value.startswith("whsec_"):
+        return "does not start with whsec_"
+    try:
+        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+        Webhook(value)
+    except Exception:  # any error: not a secret (the message never quotes the value)
+        return "is not whsec_ followed by base64"
+    if not 24 <= len(key) <= 64:
+        return f"holds {len(key)} bytes, not 24 to 64 (generate 32)"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiServerStart:
+    """What the API server's command did in a sandbox, with a stand-in `airflow` program."""
+
+    returncode: int
+    output: str
+    airflow_calls: list[list[str]]  # the arguments each `airflow` call got
+    passwords: dict[str, Any] | None  # the passwords file when `airflow` was first called
+    mode: int | None  # its permission bits then
+
+
+_FAKE_AIRFLOW = """#!/bin/sh
+printf '%s\\n' "$*" >> "$STI_FAKE_AIRFLOW_CALLS"
+file="$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+if [ ! -e "$STI_FAKE_AIRFLOW_SEEN" ] && [ -e "$file" ]; then
+    cp -p "$file" "$STI_FAKE_AIRFLOW_SEEN"
+fi
+"""
+
+
+def start_api_server(stack: Stack, unset: frozenset[str] = frozenset()) -> ApiServerStart:
+    """Run airflow-api-server's entrypoint + command as its container would (environment
+    interpolated with .env.example, less `unset`), with `airflow` a recorder and the passwords
+    file in a scratch directory. Proves what it writes before the API server starts."""
+    service = stack.services().get("airflow-api-server") or {}
+    env_example = stack.env_example()
+    argv = [
+        interpolate(token, env_example)
+        for key in ("entrypoint", "command")
+        for token in as_argv(service.get(key))
+    ]
+    with tempfile.TemporaryDirectory(prefix="sti-api-server-") as scratch:
+        root = Path(scratch)
+        (root / "bin").mkdir()
+        fake = root / "bin" / "airflow"
+        fake.write_text(_FAKE_AIRFLOW, encoding="utf-8")
+        fake.chmod(0o755)
+        env = {
+            key: interpolate(value, env_example)
+            for key, value in environment(service).items()
+            if key not in unset
+        }
+        env |= {
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(root / "passwords.json"),
+            "STI_FAKE_AIRFLOW_CALLS": str(root / "calls"),
+            "STI_FAKE_AIRFLOW_SEEN": str(root / "seen.json"),
+            # `python` is the project's; the image's venv is first on PATH there as well.
+            "PATH": os.pathsep.join(
+                [str(root / "bin"), str(Path(sys.executable).parent), "/usr/bin", "/bin"]
+            ),
+            "HOME": str(root),
+        }
+        result = subprocess.run(
+            argv or ["true"], cwd=root, env=env, capture_output=True, text=True, timeout=60
+        )
+        calls_file, seen = root / "calls", root / "seen.json"
+        calls = calls_file.read_text().splitlines() if calls_file.exists() else []
+        passwords, mode = None, None
+        if seen.exists():
+            mode = seen.stat().st_mode & 0o777
+            try:
+                passwords = json.loads(seen.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                passwords = {}
+    return ApiServerStart(
+        result.returncode,
+        result.stdout + result.stderr,
+        [line.split() for line in calls],
+        passwords if isinstance(passwords, dict) or passwords is None else {},
+        mode,
+    )
+
+
+def check_event_intake(stack: Stack, facts: AirflowFacts | None = None) -> list[str]:
+    """The event intake: one service running connectors.event_intake from the project image,
+    listening for the other containers (--host 0.0.0.0), published on 127.0.0.1 only,
+    healthchecked on /healthz, started after a healthy warehouse, on the Airflow components'
+    WAREHOUSE_URL. And the stand-in registry sending its change events there: --events-intake
+    the intake's service and port, --events-subscription the catalogue's subscription of the
+    source it serves, signed with the very secret the intake verifies that source's events with
+    (one ${VAR}, a Standard Webhooks secret in .env.example)."""
+    problems: list[str] = []
+    services = stack.services()
+    env_example = stack.env_example()
+    intakes = services_running(stack, INTAKE_MODULE)
+    if len(intakes) != 1:
+        return [f"one service must run `python -m {INTAKE_MODULE}`, found {sorted(intakes)}"]
+    [(name, args)] = intakes.items()
+    intake = services[name]
+    common = stack.compose().get("x-airflow-common") or {}
+    if intake.get("image") != common.get("image"):
+        problems.append(f"{name}: must run the project image {common.get('image')!r}")
+    options = module_options(args)
+    port = last_option(options, "--port", "8090")
+    host = last_option(options, "--host", "127.0.0.1")
+    if host not in {"0.0.0.0", "::"}:
+        problems.append(f"{name}: --host must be 0.0.0.0 (the registry posts to it), is {host!r}")
+    health = " ".join(as_argv((intake.get("healthcheck") or {}).get("test")))
+    if not re.search(rf"//(localhost|127\.0\.0\.1):{re.escape(port)}/healthz\b", health):
+        problems.append(f"{name}: healthcheck must GET http://localhost:{port}/healthz")
+    published = [interpolate(str(entry), env_example) for entry in intake.get("ports") or []]
+    if not any(re.fullmatch(rf"127\.0\.0\.1:\d+:{re.escape(port)}(/tcp)?", p) for p in published):
+        problems.append(f"{name}: must publish port {port} on 127.0.0.1 only, has {published}")
+    if depends_on(intake).get("warehouse", {}).get("condition") != "service_healthy":
+        problems.append(f"{name}: must wait for a healthy warehouse")
+    env = environment(intake)
+    if not env.get("WAREHOUSE_URL") or env["WAREHOUSE_URL"] != shared_warehouse_url(stack):
+        problems.append(f"{name}: WAREHOUSE_URL must be the Airflow components' warehouse")
+
+    # The registries' change events: to this intake, as the catalogue's subscription, signed
+    # with the secret the intake holds for that source.
+    by_subscription = {
+        source["events"].get("subscription"): source
+        for source in catalogue_sources(stack)
+        if isinstance(source.get("events"), dict)
+    }
+    airflow_conns = {
+        key.removeprefix("AIRFLOW_CONN_").lower(): value
+        for key, value in environment(common).items()
+        if key.startswith("AIRFLOW_CONN_")
+    }
+    registries = services_running(stack, REGISTRY_MODULE)
+    if not registries:
+        problems.append(f"no service runs `python -m {REGISTRY_MODULE}`")
+    for registry_name, registry_args in sorted(registries.items()):
+        registry_env = environment(services[registry_name])
+        registry_options = module_options(registry_args)
+        target = interpolate(last_option(registry_options, "--events-intake"), env_example)
+        parts = urlsplit(target)
+        if parts.hostname != name or str(parts.port or 80) != port:
+            problems.append(
+                f"{registry_name}: --events-intake must be http://{name}:{port}, is {target!r}"
+            )
+        pairs = registry_options.get("--events-subscription") or []
+        if not pairs:
+            problems.append(f"{registry_name}: no --events-subscription: it sends no events")
+        for pair in pairs:
+            registry_id, _, subscription = pair.partition("=")
+            if "--profile" not in registry_options and registry_id != LEGACY_REGISTRY:
+                problems.append(
+                    f"{registry_name}: --events-subscription {pair!r}: the single-registry"
+                    f" mode's registry id is {LEGACY_REGISTRY}"
+                )
+            source = by_subscription.get(subscription)
+            if source is None:
+                problems.append(
+                    f"{registry_name}: --events-subscription {pair!r}: no catalogue source has"
+                    f" events.subscription {subscription!r}"
+                )
+                continue
+            conn = connection_json(
+                airflow_conns.get(str(source.get("connection_id")), ""), env_example
+            )
+            served = urlsplit(str((conn or {}).get("host", ""))).hostname
+            if served != registry_name:
+                problems.append(
+                    f"{registry_name}: sends as {subscription!r}, the subscription of"
+                    f" {source.get('id')!r}, whose connection points at {served!r}"
+                )
+            secret_var = events_secret_env(registry_id)
+            signing = str(source["events"].get("signing_secret", ""))
+            conn_var = f"AIRFLOW_CONN_{signing.upper()}"
+            sent_with = registry_env.get(secret_var, "").strip()
+            intake_conn = connection_json(env.get(conn_var, ""))  # as written: ${VAR} references
+            verified_with = str((intake_conn or {}).get("password", "")).strip()
+            if not sent_with:
+                problems.append(f"{registry_name}: no {secret_var} (the events' signing secret)")
+            if intake_conn is None or not verified_with:
+                problems.append(f"{name}: no {conn_var} (JSON with the signing secret as password)")
+            elif sent_with and sent_with != verified_with:
+                problems.append(
+                    f"{registry_name} signs with {sent_with} ({secret_var}) but {name} verifies"
+                    f" with {verified_with} ({conn_var})"
+                )
+            if verified_with and (why := whsec_problem(interpolate(verified_with, env_example))):
+                problems.append(f"{name}: {conn_var}'s password in .env.example {why}")
+    return problems
+
+
+def check_event_dispatcher(stack: Stack, facts: AirflowFacts | None = None) -> list[str]:
+    """The event dispatcher: one service running connectors.event_dispatch from the project
+    image, restarted when it stops, started after a healthy warehouse and API server, on the
+    Airflow components' WAREHOUSE_URL; its connection sti_airflow_api points at the API server
+    (service and port) as a user of SIMPLE_AUTH_MANAGER_USERS with role op, with the password
+    the API server gives that user."""
+    problems: list[str] = []
+    services = stack.services()
+    env_example = stack.env_example()
+    dispatchers = services_running(stack, DISPATCH_MODULE)
+    if len(dispatchers) != 1:
+        return [f"one service must run `python -m {DISPATCH_MODULE}`, found {sorted(dispatchers)}"]
+    [name] = dispatchers
+    dispatcher = services[name]
+    common = stack.compose().get("x-airflow-common") or {}
+    if dispatcher.get("image") != common.get("image"):
+        problems.append(f"{name}: must run the project image {common.get('image')!r}")
+    if str(dispatcher.get("restart", "no")) not in {"always", "unless-stopped"}:
+        problems.append(f"{name}: must restart (unless-stopped): the event chain stops with it")
+    env = environment(dispatcher)
+    if not env.get("WAREHOUSE_URL") or env["WAREHOUSE_URL"] != shared_warehouse_url(stack):
+        problems.append(f"{name}: WAREHOUSE_URL must be the Airflow components' warehouse")
+    api_servers = api_server_ports(stack)
+    deps = depends_on(dispatcher)
+    for target in ["warehouse", *sorted(api_servers)]:
+        if deps.get(target, {}).get("condition") != "service_healthy":
+            problems.append(f"{name}: must wait for {target} to be healthy")
+    conn_var = f"AIRFLOW_CONN_{API_CONNECTION.upper()}"
+    conn = connection_json(env.get(conn_var, ""), env_example)
+    if conn is None:
+        return [*problems, f"{name}: no {conn_var} in Airflow's JSON form"]
+    base = urlsplit(str(conn.get("host", "")))
+    port = str(conn.get("port") or base.port or "")
+    if base.hostname not in api_servers or port != api_servers[base.hostname]:
+        problems.append(
+            f"{name}: {conn_var} host must be the API server, http://airflow-api-server:"
+            f"{api_servers.get('airflow-api-server', '8080')}, is {conn.get('host')!r}"
+        )
+    api_server = services.get(base.hostname or "", {})
+    login = str(conn.get("login", ""))
+    role = simple_auth_users(environment(api_server)).get(login)
+    if role != "op":
+        problems.append(
+            f"{name}: {conn_var} login {login!r} must be a user with role op in"
+            f" AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS, is {role!r}"
+        )
+    if base.hostname == "airflow-api-server":
+        started = start_api_server(stack)
+        given = (started.passwords or {}).get(login)
+        if not given or given != conn.get("password"):
+            problems.append(
+                f"{name}: {conn_var}'s password is not the one airflow-api-server gives {login!r}"
+            )
+    return problems
+
+
+def check_airflow_users(stack: Stack, facts: AirflowFacts | None = None) -> list[str]:
+    """Users `admin` (role admin) and `sti_dispatcher` (role op) whose passwords come from
+    docker/.env: the API server's command writes them (AIRFLOW_ADMIN_PASSWORD,
+    AIRFLOW_DISPATCHER_PASSWORD) into its passwords file, mode 0600, before `airflow api-server`
+    starts, printing nothing; with one of them unset it fails instead of starting a server
+    whose users get generated passwords."""
+    problems: list[str] = []
+    services = stack.services()
+    api_server = services.get("airflow-api-server")
+    if api_server is None:
+        return ["service airflow-api-server is missing"]
+    env = environment(api_server)
+    users = simple_auth_users(env)
+    for user, role in ((ADMIN, "admin"), (DISPATCHER, "op")):
+        if users.get(user) != role:
+            problems.append(
+                f"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS must list {user}:{role}, has {users}"
+            )
+    env_example = stack.env_example()
+    expected = {}  # user -> its password, .env.example's placeholder
+    for user, variable in USER_PASSWORD_VARIABLES.items():
+        raw = env.get(variable, "").strip()
+        if not _ONLY_REFERENCE.match(raw):
+            problems.append(f"airflow-api-server: {variable} must be a ${{VAR}} of docker/.env")
+        expected[user] = interpolate(raw, env_example)
+    started = start_api_server(stack)
+    calls = [call for call in started.airflow_calls if call[:1] == ["api-server"]]
+    if started.returncode != 0 or len(calls) != 1:
+        problems.append(
+            f"airflow-api-server: its command must end in `airflow api-server` (exit"
+            f" {started.returncode}, airflow called with {started.airflow_calls}):"
+            f" {started.output[-500:]}"
+        )
+    if started.passwords is None:
+        problems.append("airflow-api-server: no passwords file when `airflow api-server` starts")
+    else:
+        if started.mode != 0o600:
+            problems.append(f"airflow-api-server: passwords file mode {started.mode:o}, not 600")
+        for user in sorted(users):
+            if not started.passwords.get(user):
+                problems.append(f"airflow-api-server: the passwords file has none for {user!r}")
+        for user, password in expected.items():
+            if password and started.passwords.get(user) != password:
+                problems.append(
+                    f"airflow-api-server: {user!r} does not get its password from docker/.env"
+                )
+    secrets = [value for value in expected.values() if value]
+    if any(secret in started.output for secret in secrets):
+        problems.append("airflow-api-server: its command prints a password")
+    for variable in sorted(API_SERVER_ONLY_ENV):
+        unset = start_api_server(stack, frozenset({variable}))
+        if unset.returncode == 0 or unset.airflow_calls:
+            problems.append(
+                f"airflow-api-server: starts without {variable} (Airflow would generate and"
+                " print a password); it must fail instead"
+            )
+    return problems
+
+
+def check_airflow_init(stack: Stack, facts: AirflowFacts | None = None) -> list[str]:
+    """airflow-init migrates the metadata DB, then creates the catalogue's pools (extraction
+    tasks wait for their pool: without it they never run)."""
+    service = stack.services().get("airflow-init")
+    if service is None:
+        return ["service airflow-init is missing"]
+    commands = [
+        argv for where, argv in service_commands(service, stack.env_example()) if where == "command"
+    ]
+
+    def index(predicate: Callable[[list[str]], bool]) -> int | None:
+        return next((i for i, argv in enumerate(commands) if predicate(argv)), None)
+
+    migrate = index(lambda argv: (airflow_argv(argv) or [])[:2] == ["db", "migrate"])
+    pools = index(lambda argv: python_module(argv) == (POOLS_COMMAND[2], POOLS_COMMAND[3:]))
+    problems = []
+    if migrate is None:
+        problems.append("airflow-init: does not run `airflow db migrate`")
+    if pools is None:
+        problems.append(f"airflow-init: does not run `{' '.join(POOLS_COMMAND)}`")
+    elif migrate is not None and pools < migrate:
+        problems.append("airflow-init: creates the pools before migrating the metadata DB")
+    return problems
+
+
+def check_airflow_pythonpath(stack: Stack, facts: AirflowFacts | None = None) -> list[str]:
+    """Every Airflow component has local/airflow_config (airflow_local_settings.py: the
+    scheduler and Celery workers preload GX and dbt) on its PYTHONPATH, before the repository."""
+    problems = []
+    relative = LOCAL_SETTINGS_DIR.resolve().relative_to(REPO).as_posix()
+    settings_dir = f"{CONTAINER_REPO}/{relative}"
+    if not (stack.repo / relative / "airflow_local_settings.py").is_file():
+        problems.append(f"{relative}/airflow_local_settings.py is missing")
+    rules = dockerignore_rules(stack.dockerignore_path)
+    if is_dockerignored(rules, f"{relative}/airflow_local_settings.py"):
+        problems.append(
+            f".dockerignore keeps {relative}/airflow_local_settings.py out of the image"
+        )
+    services = stack.services()
+    for name in [*AIRFLOW_SERVICE_COMMANDS, "airflow-worker"]:
+        if name not in services:
+            continue
+        path = environment(services[name]).get("PYTHONPATH", "")
+        entries = [entry.rstrip("/") for entry in path.split(":")]
+        if settings_dir not in entries:
+            problems.append(f"{name}: PYTHONPATH lacks {settings_dir}: {path!r}")
+        if CONTAINER_REPO not in entries:
+            problems.append(f"{name}: PYTHONPATH lacks {CONTAINER_REPO} (dags import the project)")
+        elif settings_dir in entries[entries.index(CONTAINER_REPO) :]:
+            problems.append(f"{name}: PYTHONPATH must have {settings_dir} before {CONTAINER_REPO}")
+    return problems
+
+
 ALL_CHECKS: dict[str, Callable[..., list[str]]] = {
     "services_build": check_services_build,
     "python_modules": check_python_modules,
@@ -979,6 +1633,12 @@ ALL_CHECKS: dict[str, Callable[..., list[str]]] = {
     "dockerignore": check_dockerignore,
     "dockerfile_contract": check_dockerfile_contract,
     "compose_contract": check_compose_contract,
+    "celery_variant": check_celery_variant,
+    "event_intake": check_event_intake,
+    "event_dispatcher": check_event_dispatcher,
+    "airflow_users": check_airflow_users,
+    "airflow_init": check_airflow_init,
+    "airflow_pythonpath": check_airflow_pythonpath,
 }
 
 
@@ -996,8 +1656,9 @@ def run_check(check: str, stack: Stack, request: pytest.FixtureRequest) -> list[
 
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=list(ALL_CHECKS))
-def test_stack(check: str, request: pytest.FixtureRequest) -> None:
-    problems = run_check(check, Stack(REPO), request)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_stack(variant: str, check: str, request: pytest.FixtureRequest) -> None:
+    problems = run_check(check, Stack(REPO, variant), request)
     assert not problems, "\n".join(problems)
 
 
@@ -1008,9 +1669,13 @@ def test_missing_catalogue_fails_clearly(stack_copy: Stack) -> None:
 
 
 def test_env_example_holds_no_real_secret() -> None:
-    """Placeholders only: secret-looking values in .env.example say change-me (or are empty)."""
+    """Placeholders only: secret-looking values in .env.example say change-me (or are empty).
+    A Standard Webhooks secret (whsec_ + base64) says it in its decoded bytes, so that the
+    placeholder still works on a throw-away stack."""
     for key, value in Stack(REPO).env_example().items():
         if _SECRET_KEY.search(key) and value:
+            if value.startswith("whsec_"):
+                value = base64.b64decode(value.removeprefix("whsec_")).decode("utf-8", "replace")
             assert "change-me" in value, f"docker/.env.example: {key} looks like a real secret"
 
 
@@ -1037,9 +1702,14 @@ MUTATIONS = [
     ("services_build", "docker/compose.yaml", "context: ..", "context: ../missing-dir"),
     ("python_modules", "docker/compose.yaml", "- local.registry", "- local.registri"),
     ("python_module_options", "docker/compose.yaml", "- --bad-share", "- --bad-shares"),
-    ("airflow_commands", "docker/compose.yaml", '"db", "migrate"', '"db", "migrat"'),
+    ("airflow_commands", "docker/compose.yaml", "airflow db migrate &&", "airflow db migrat &&"),
     ("airflow_commands", "docker/compose.yaml", '"dag-processor"]', '"dag-processer"]'),
-    ("airflow_commands", "docker/compose.yaml", '"--port", "8080"', '"--portt", "8080"'),
+    (
+        "airflow_commands",
+        "docker/compose.yaml",
+        "api-server --port 8080",
+        "api-server --portt 8080",
+    ),
     (
         "airflow_commands",
         "docker/compose.yaml",
@@ -1144,7 +1814,156 @@ MUTATIONS = [
         "AIRFLOW__CORE__EXECUTOR: CeleryExecutor",
     ),
     ("compose_contract", "docker/compose.yaml", "http://registry:8080", "http://registri:8080"),
+    (
+        "celery_variant",
+        "docker/compose.celery.yaml",
+        "AIRFLOW__CORE__EXECUTOR: CeleryExecutor",
+        "AIRFLOW__CORE__EXECUTOR: LocalExecutor",
+    ),
+    (
+        "celery_variant",
+        "docker/compose.celery.yaml",
+        "  airflow-worker:\n    environment: *celery-env\n",
+        "",
+    ),
+    (
+        "celery_variant",
+        "docker/compose.celery.yaml",
+        "redis://redis:6379/0",
+        "redis://cache:6379/0",
+    ),
+    (
+        "celery_variant",
+        "docker/compose.celery.yaml",
+        "@warehouse:5432/airflow",
+        "@warehouse/celery",
+    ),
+    (
+        "celery_variant",
+        "docker/compose.celery.yaml",
+        "    depends_on:\n      redis:\n        condition: service_healthy\n",
+        "",
+    ),
+    ("celery_variant", "docker/compose.yaml", '["CMD", "redis-cli", "ping"]', '["CMD", "true"]'),
+    ("celery_variant", "docker/compose.yaml", "      replicas: 2\n", "      replicas: 1\n"),
+    (
+        "celery_variant",
+        "docker/compose.yaml",
+        '    image: redis:7\n    profiles: ["celery"]\n',
+        "    image: redis:7\n",
+    ),
+    # The change-event chain: registry -> event-intake -> ops.event_inbox -> event-dispatcher.
+    (
+        "event_intake",
+        "docker/compose.yaml",
+        '"--host", "0.0.0.0", "--port", "8090"',
+        '"--host", "127.0.0.1", "--port", "8090"',
+    ),
+    ("event_intake", "docker/compose.yaml", "http://event-intake:8090", "http://event-intake:8091"),
+    (
+        "event_intake",
+        "docker/compose.yaml",
+        "ninh_binh=ninh-binh-registry",
+        "ninh_binh=thanh-hoa-registry",
+    ),
+    (
+        "event_intake",
+        "docker/compose.yaml",
+        "STANDIN_REGISTRY_EVENTS_SECRET_NINH_BINH: ${NINH_BINH_REGISTRY_EVENTS_SECRET}",
+        "STANDIN_REGISTRY_EVENTS_SECRET_NINH_BINH: ${NINH_BINH_REGISTRY_CLIENT_SECRET}",
+    ),
+    (
+        "event_intake",
+        "docker/.env.example",
+        "NINH_BINH_REGISTRY_EVENTS_SECRET=whsec_",
+        "NINH_BINH_REGISTRY_EVENTS_SECRET=change-me-",
+    ),
+    ("event_intake", "docker/compose.yaml", "localhost:8090/healthz", "localhost:8090/health"),
+    (
+        "event_intake",
+        "docker/compose.yaml",
+        '"127.0.0.1:${EVENT_INTAKE_HOST_PORT}:8090"',
+        '"${EVENT_INTAKE_HOST_PORT}:8090"',
+    ),
+    (
+        "event_dispatcher",
+        "docker/compose.yaml",
+        '"host": "http://airflow-api-server:8080"',
+        '"host": "http://airflow-scheduler:8080"',
+    ),
+    ("event_dispatcher", "docker/compose.yaml", '"login": "sti_dispatcher"', '"login": "admin"'),
+    (
+        "event_dispatcher",
+        "docker/compose.yaml",
+        '"password": "${AIRFLOW_DISPATCHER_PASSWORD}"',
+        '"password": "${AIRFLOW_ADMIN_PASSWORD}"',
+    ),
+    (
+        "event_dispatcher",
+        "docker/compose.yaml",
+        "      airflow-api-server:\n        condition: service_healthy\n",
+        "",
+    ),
+    ("event_dispatcher", "docker/compose.yaml", "sti_dispatcher:op", "sti_dispatcher:viewer"),
+    ("airflow_users", "docker/compose.yaml", "admin:admin,sti_dispatcher:op", "admin:admin"),
+    (
+        "airflow_users",
+        "docker/compose.yaml",
+        '"sti_dispatcher": "AIRFLOW_DISPATCHER_PASSWORD"',
+        '"sti_dispatcher": "AIRFLOW_ADMIN_PASSWORD"',
+    ),
+    ("airflow_users", "docker/compose.yaml", "os.fchmod(fd, 0o600)", "os.fchmod(fd, 0o644)"),
+    (
+        "airflow_users",
+        "docker/compose.yaml",
+        "' &&\n        exec airflow",
+        "'\n        exec airflow",
+    ),
+    (
+        "airflow_users",
+        "docker/compose.yaml",
+        "        if unset:\n            sys.exit(",
+        "        if unset:\n            print(",
+    ),
+    ("airflow_init", "docker/compose.yaml", "python -m local.airflow_stack pools &&", "true &&"),
+    (
+        "airflow_pythonpath",
+        "docker/compose.yaml",
+        "PYTHONPATH: /opt/sti/local/airflow_config:/opt/sti",
+        "PYTHONPATH: /opt/sti:/opt/sti/local/airflow_config",
+    ),
+    (
+        "airflow_pythonpath",
+        "docker/compose.yaml",
+        "PYTHONPATH: /opt/sti/local/airflow_config:/opt/sti",
+        "PYTHONPATH: /opt/sti",
+    ),
+    (
+        "connections_in_catalogue",
+        "docker/compose.yaml",
+        "AIRFLOW_CONN_NINH_BINH_REGISTRY_EVENTS:",
+        "AIRFLOW_CONN_NINH_BINH_EVENTS:",
+    ),
 ]
+
+# The same, on the celery variant (compose.yaml + compose.celery.yaml, profile celery).
+CELERY_MUTATIONS = [
+    ("airflow_commands", "docker/compose.yaml", '"celery", "worker"]', '"celery", "wroker"]'),
+    (
+        "compose_contract",
+        "docker/compose.celery.yaml",
+        "  airflow-triggerer:\n    environment: *celery-env\n",
+        "",
+    ),
+    (
+        "airflow_config_variables",
+        "docker/compose.celery.yaml",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY:",
+        "AIRFLOW__CELERY__WORKERS_CONCURRENCY:",
+    ),
+    ("depends_on", "docker/compose.yaml", "      start_period: 5s\n", "      disable: true\n"),
+]
+ALL_MUTATIONS = [("local", *m) for m in MUTATIONS] + [("celery", *m) for m in CELERY_MUTATIONS]
 
 
 @pytest.fixture
@@ -1168,21 +1987,75 @@ def stack_copy(tmp_path: Path) -> Stack:
 
 
 @pytest.mark.parametrize(
-    ("check", "file", "old", "new"), MUTATIONS, ids=[f"{m[0]}-{i}" for i, m in enumerate(MUTATIONS)]
+    ("variant", "check", "file", "old", "new"),
+    ALL_MUTATIONS,
+    ids=[f"{m[0]}-{m[1]}-{i}" for i, m in enumerate(ALL_MUTATIONS)],
 )
 def test_check_catches_breakage(
-    check: str, file: str, old: str, new: str, stack_copy: Stack, request: pytest.FixtureRequest
+    variant: str,
+    check: str,
+    file: str,
+    old: str,
+    new: str,
+    stack_copy: Stack,
+    request: pytest.FixtureRequest,
 ) -> None:
-    assert not run_check(check, stack_copy, request), "the unbroken copy must pass"
-    target = stack_copy.repo / file
+    stack = dataclasses.replace(stack_copy, variant=variant)
+    assert not run_check(check, stack, request), "the unbroken copy must pass"
+    target = stack.repo / file
     text = target.read_text(encoding="utf-8")
     assert old in text, f"mutation no longer applies: {old!r} is not in {file}"
     target.write_text(text.replace(old, new, 1), encoding="utf-8")
-    assert run_check(check, stack_copy, request), f"{check} did not catch {old!r} -> {new!r}"
+    assert run_check(check, stack, request), f"{check} did not catch {old!r} -> {new!r}"
 
 
 def test_every_check_has_a_mutation() -> None:
-    assert set(ALL_CHECKS) == {m[0] for m in MUTATIONS}
+    assert set(ALL_CHECKS) == {m[1] for m in ALL_MUTATIONS}
+
+
+def test_compose_files_merge_as_compose_merges_them() -> None:
+    base = {
+        "x-a": {"k": 1},
+        "services": {
+            "s": {
+                "image": "i",
+                "command": ["a", "b"],
+                "environment": {"A": "1", "B": "2"},
+                "depends_on": ["db"],
+                "ports": ["1:1"],
+                "healthcheck": {"test": ["CMD", "x"], "interval": "5s"},
+            }
+        },
+        "volumes": {"v": None},
+    }
+    override = {
+        "services": {
+            "s": {
+                "command": ["c"],
+                "environment": ["B=3", "C=4"],
+                "depends_on": {"cache": {"condition": "service_healthy"}},
+                "ports": ["2:2"],
+                "healthcheck": {"test": ["CMD", "y"]},
+            },
+            "t": {"image": "j"},
+        },
+        "volumes": {"w": None},
+    }
+    merged = merge_compose(base, override)
+    assert merged["services"]["s"] == {
+        "image": "i",
+        "command": ["c"],
+        "environment": {"A": "1", "B": "3", "C": "4"},
+        "depends_on": {
+            "db": {"condition": "service_started"},
+            "cache": {"condition": "service_healthy"},
+        },
+        "ports": ["1:1", "2:2"],
+        "healthcheck": {"test": ["CMD", "y"], "interval": "5s"},
+    }
+    assert merged["services"]["t"] == {"image": "j"}
+    assert merged["volumes"] == {"v": None, "w": None} and merged["x-a"] == {"k": 1}
+    assert base["services"]["s"]["environment"] == {"A": "1", "B": "2"}  # base untouched
 
 
 def test_shell_command_parsing() -> None:

@@ -23,13 +23,8 @@ import pytest
 import requests
 from airflow_standalone import ASSET_URI, CATALOGUE, DAG_ID, airflow_standalone
 
-from connectors.event_dispatch import (
-    AirflowApi,
-    api_from_environment,
-    claim,
-    dispatch_once,
-    mark_done,
-)
+from connectors.airflow_api import AirflowApi, api_from_environment
+from connectors.event_dispatch import claim, dispatch_once, mark_done
 from local.airflow_env import connection_env
 from local.registry.process import run_registry
 

@@ -1,61 +1,13 @@
-"""Progress of the local commands' long work, one line per finished item as it finishes: the
-demo's DAG runs (local.demo.run_dags through local.run_dags and Airflow) and dbt's nodes
-(local.dbt.run_dbt, from dbt's events), on real runs."""
+"""Progress of the local commands' long work, one line per finished item as it finishes: dbt's
+nodes (local.dbt.run_dbt, from dbt's events), on real runs. The demo's DAG run lines are
+checked on a running Airflow in tests/test_event_chain_e2e.py."""
 
 from __future__ import annotations
 
 import re
 import shutil
-import sys
 
-from local import demo
-from local.airflow_env import connection_env, drop_connection
 from local.dbt import DBT_PROJECT, run_dbt
-
-DROP_SOURCE = "ninh_binh_stat_reports"
-
-
-class _Stamped:
-    """stdout that also notes, for each line, what had been reported to the file when it was
-    printed."""
-
-    def __init__(self, reports_of):
-        self.lines: list[tuple[str, int]] = []
-        self._reports_of = reports_of
-        self._partial = ""
-
-    def write(self, text: str) -> None:
-        *complete, self._partial = (self._partial + text).split("\n")
-        self.lines += [(line, self._reports_of()) for line in complete]
-
-    def flush(self) -> None:
-        pass
-
-
-def test_the_demo_prints_each_dag_run_as_it_finishes(
-    airflow_home, dbt_manifest, warehouse_url, tmp_path, monkeypatch
-):
-    # The cheapest real DAG runs: spreadsheet drops from an empty folder (nothing to land).
-    monkeypatch.setattr(demo, "LOG_DIR", tmp_path / "logs")
-    (tmp_path / "drops").mkdir()
-    env = connection_env(warehouse_url, {DROP_SOURCE: drop_connection(tmp_path / "drops")})
-    dag_ids = [f"{DROP_SOURCE}__stat_form_04", f"{DROP_SOURCE}__stat_form_06"]
-
-    def reported() -> int:
-        return sum(len(f.read_text().splitlines()) for f in (tmp_path / "logs").glob("*.jsonl"))
-
-    out = _Stamped(reported)
-    monkeypatch.setattr(sys, "stdout", out)
-    reports, log_file = demo.run_dags(dag_ids, env)
-
-    assert [r["state"] for r in reports] == ["success", "success"], log_file.read_text()[-3000:]
-    lines = [line for line, _ in out.lines]
-    assert len(lines) == 2, lines
-    for n, (line, report) in enumerate(zip(lines, reports, strict=True), start=1):
-        assert line == f"[{n}/2] {report['dag_id']} success ({report['seconds']:.1f} s)"
-    # The first line came while the second DAG still ran, not after all of them.
-    assert out.lines[0][1] == 1
-
 
 # A project of its own, small enough to parse at once: a seed, a model with a unit test and a
 # data test, and a broken model with a model downstream of it.

@@ -30,7 +30,14 @@ from connectors.exchange_api import ENVELOPE_FIELDS, exchange_envelope
 from connectors.landing import RecordRules, land_extraction
 from connectors.spreadsheets import drop_envelope
 from connectors.warehouse import ensure_schema
-from expectations.gate import BatchRules, publish_batch, recheck_references, run_gate
+from expectations.gate import (
+    BatchRules,
+    GateFailedError,
+    publish_batch,
+    recheck_references,
+    recheck_waiting,
+    run_gate,
+)
 from local.drops import generate_drops
 from local.exchange.data import EXCHANGES, ExchangeData
 from local.postgres import drop_database, ensure_database
@@ -583,6 +590,48 @@ def test_a_deal_landed_before_its_listing_is_released_when_the_listing_is_publis
         ).fetchone()
     assert resolved_at is not None and resolution.startswith("replayed")
     assert accepted == 20
+
+
+def _open_quarantine(url: str, batch_id: int) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "select count(*) from ops.quarantine where batch_id = %s and resolved_at is null",
+            (batch_id,),
+        ).fetchone()[0]
+
+
+def test_deals_that_arrive_before_their_listings_do_not_block_the_batch(
+    warehouse_url: str,
+) -> None:
+    """Entities run in parallel: a deal batch may be gated before its listings are published.
+    Rows waiting for a listing (`waits_for`) are held, not counted by the share rule, and flow
+    on once the listings are published; a batch with as many rows bad for another reason is
+    still blocked."""
+    waiting = [transaction(f"NB-GD-{i:06d}") for i in range(1, 16)]  # NB-CB-000001, not landed
+    deals = waiting + [transaction(f"NB-GD-{i:06d}", ma_tin=None) for i in range(16, 21)]
+    deals_batch = land_exchange(warehouse_url, EXCHANGE, "transaction", deals)
+    result = run_gate(warehouse_url, deals_batch)  # the default rules: at most 10% held
+    assert result.quarantined == 15 and result.success, result.blocked_reason
+    publish_batch(warehouse_url, deals_batch)
+
+    listing_batch = land_exchange(warehouse_url, EXCHANGE, "listing", CLEAN_LISTINGS)
+    gate_and_publish(warehouse_url, listing_batch, rules=None)
+    # The listings' run re-checks the deals while the deals' own run still gates them: it
+    # skips the busy batch (no error), and the deals' run re-checks its own waiting rows.
+    with psycopg.connect(warehouse_url, autocommit=True) as busy:
+        busy.execute("select pg_advisory_lock(hashtextextended(%s, 0))", (f"gate:{deals_batch}",))
+        assert recheck_references(warehouse_url, "listing") == []
+    assert _open_quarantine(warehouse_url, deals_batch) == 15
+    recheck_waiting(warehouse_url, "transaction", source_id=EXCHANGE)
+    assert _open_quarantine(warehouse_url, deals_batch) == 0
+
+    negative = [
+        transaction(f"NB-GD-{i:06d}", gia_tri="-1.600.000.000 đ", ma_tin=None)
+        for i in range(21, 46)
+    ]
+    bad_batch = land_exchange(warehouse_url, EXCHANGE, "transaction", negative)
+    with pytest.raises(GateFailedError, match=r"25 of 25 rows .* quarantined, more than the 10%"):
+        run_gate(warehouse_url, bad_batch)
 
 
 def test_stand_in_exchanges_pass_but_for_their_dirt(warehouse_url: str) -> None:

@@ -8,14 +8,15 @@
 
     Rows are checked when they arrive (and again in the next build if this one was not
     published); the first build, and any build with the var `test_all_rows` true, check every
-    row. one_current_version always sees the whole version table (it compares new versions with
-    the old ones). Dimensions, bridges, marts built in full and relationships' parents are
-    never scoped. -#}
+    row. one_current_version and current_version_is_highest always see the whole version table
+    (they compare new versions with the old ones). Dimensions, bridges, marts built in full and
+    relationships' parents are never scoped. -#}
 {% macro default__get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- set name = relation.identifier | default('', true) | string -%}
     {%- set test_name = (model.get('test_metadata') or {}).get('name') if model is mapping -%}
-    {%- if not where and not var('test_all_rows', false) and test_name != 'one_current_version' -%}
+    {%- set whole_table_tests = ['one_current_version', 'current_version_is_highest'] -%}
+    {%- if not where and not var('test_all_rows', false) and test_name not in whole_table_tests -%}
         {%- if name.startswith('stg_') -%}
             {%- set where -%}
                 batch_id = any(array(

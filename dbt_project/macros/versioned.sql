@@ -1,8 +1,11 @@
 {#- Version tables (models/intermediate/versioned/, schema `history`): every published version
     of every record of an entity, appended incrementally, never rewritten. A version is current
-    until a later one of the same record becomes visible: `superseded_at` is then set to the
-    moment it did. The facts in marts are views over these tables that show the versions current
-    at the build's cutoff, so:
+    until a higher one of the same record becomes visible: `superseded_at` is then set to the
+    moment it did. The highest version wins whatever order versions are landed in: one landed
+    after a higher one is superseded the moment it becomes visible (kept, never current), so an
+    older version landed after a deletion does not bring the record back (the data test
+    current_version_is_highest). The facts in marts are views over these tables that show the
+    versions current at the build's cutoff, so:
     - an incremental build reads only the batches not yet in the table (and rows the quarantine
       released since), whatever the table's size;
     - a build that fails its tests leaves every published view as it was: rows visible after a

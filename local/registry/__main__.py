@@ -7,6 +7,12 @@ each under ``/r/<registry_id>`` with client id ``<client-id>-<registry_id>``.
 Client secrets are read from the environment, never from the command line (other local users
 could read it from the process list): STANDIN_REGISTRY_CLIENT_SECRET, and in profile mode
 STANDIN_REGISTRY_CLIENT_SECRET_<REGISTRY_ID> per registry (falling back to the first).
+
+Change events (local/registry/events.py): with ``--events-intake URL``, each registry named by
+``--events-subscription <registry_id>=<subscription>`` (the single-registry mode's id is
+ninh_binh) sends a signed event per record ``POST /_standin/changes`` changes, with the
+secret in STANDIN_REGISTRY_EVENTS_SECRET_<REGISTRY_ID> (environment only, like the client
+secrets). Without them, no events are sent.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import os
 
 from local.registry import SECRET_ENV, registry_secret_env
 from local.registry.app import RegistrySettings, create_app, create_multi_app
+from local.registry.events import settings_from
 from local.registry.profiles import load_profiles
+from local.registry.registries import LEGACY_REGISTRY
 from local.standin_http import run
 
 log = logging.getLogger("local.registry")
@@ -39,6 +47,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", help="serve a profile of local/registry/profiles.yml")
     parser.add_argument(
         "--registries", help="comma-separated registry ids (default: the profile's)"
+    )
+    parser.add_argument("--events-intake", help="the event intake's URL, e.g. http://host:8090")
+    parser.add_argument(
+        "--events-subscription",
+        action="append",
+        default=[],
+        metavar="REGISTRY_ID=SUBSCRIPTION",
+        help="send the change events of a registry as this subscription (repeatable)",
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     args = parser.parse_args(argv)
@@ -70,6 +86,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             )
     elif not os.environ.get(SECRET_ENV):
         parser.error(f"set the client secret in the environment variable {SECRET_ENV}")
+    served = args.registry_ids if args.profile else [LEGACY_REGISTRY]
+    subscriptions = {}
+    for item in args.events_subscription:
+        registry_id, equals, subscription = item.partition("=")
+        if not equals or not subscription or registry_id not in served:
+            parser.error(
+                f"--events-subscription {item!r}: give <registry_id>=<subscription> for one of"
+                f" {', '.join(served)}"
+            )
+        subscriptions[registry_id] = subscription
+    try:
+        args.events = settings_from(args.events_intake, subscriptions, os.environ)
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
@@ -86,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
                 or os.environ[SECRET_ENV],
                 profile=args.profile,
                 registry_id=registry_id,
+                events=args.events.get(registry_id),
             )
             for registry_id in args.registry_ids
         }
@@ -106,9 +137,12 @@ def main(argv: list[str] | None = None) -> None:
             token_ttl=args.token_ttl,
             client_id=args.client_id,
             client_secret=os.environ[SECRET_ENV],
+            events=args.events.get(LEGACY_REGISTRY),
         )
         log.info("stand-in registry on http://%s:%d with %r", args.host, args.port, settings)
         app = create_app(settings)
+    for registry_id, events in args.events.items():
+        log.info("%s sends change events to %s", registry_id, events.endpoint)
     run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 

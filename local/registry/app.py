@@ -21,9 +21,15 @@ Stand-in-only endpoints (not part of the contract; no auth, answered to loopback
   ordering. Answers ``{"updated": [ids], "deleted": [ids]}`` (409 when not enough remain).
 - ``GET /_standin/stats`` — what a full extraction returns now: ``{"records", "bad",
   "changes"}`` of the S&T tasks (as ever) and ``"entities": {entity: {"records", "bad",
-  "dirt": {kind: count}, "changes"}}`` for every entity.
+  "dirt": {kind: count}, "changes"}}`` for every entity; ``"events"``: the change events sent
+  (``{"subscription", "delivered", "pending", "refused", "retries", "last_error"}``), null
+  when the registry sends none.
 - ``POST /_standin/faults`` with ``{"status": 503, "count": 2, "retry_after": 1}`` — the next
   ``count`` ``GET /v1/...`` requests answer ``status`` (429 or 503) with ``Retry-After``.
+
+Change events: a registry whose settings name an event intake (``events``) sends one signed
+CloudEvent per record ``POST /_standin/changes`` changed, from a background thread
+(:mod:`local.registry.events`); without one it sends none.
 
 Every other error is ``application/problem+json`` (RFC 9457); over-long targets, trailing
 slashes and ``instance`` as in :mod:`local.standin_http`. Handlers are ``async`` on purpose:
@@ -42,6 +48,8 @@ import re
 import secrets
 import struct
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
@@ -55,6 +63,7 @@ from starlette.routing import Mount, Route
 
 from local.registry.data import bad_share_ppm
 from local.registry.entities import ENTITY_OF_PATH, ENTITY_PATHS
+from local.registry.events import EventSender, EventSettings, last_changes
 from local.registry.profiles import load_profiles
 from local.registry.registries import RegistryData
 from local.standin_http import (
@@ -90,6 +99,7 @@ class RegistrySettings:
     client_secret: str = field(default="", repr=False)
     profile: str | None = None
     registry_id: str = "ninh_binh"
+    events: EventSettings | None = None  # where to send change events; None: send none
 
     def data(self) -> RegistryData:
         if self.profile is None:
@@ -238,6 +248,7 @@ class RegistryService:
         self.cursors = CursorCodec(settings)
         self._tokens: dict[str, float] = {}  # access token -> expiry (monotonic seconds)
         self._fault: tuple[int, int, int] | None = None  # (status, remaining, retry_after)
+        self.events = None if settings.events is None else EventSender(settings.events)
 
     # Contract endpoints
 
@@ -363,16 +374,20 @@ class RegistryService:
         ):
             detail = 'body must be {"update": n, "delete": m, "entity": e}, n, m >= 0'
             return problem(400, detail, request)
+        store = self.data.store(entity)
         try:
-            updated, deleted = self.data.store(entity).apply_changes(update, delete)
+            updated, deleted = store.apply_changes(update, delete)
         except ValueError as error:
             return problem(409, str(error), request)
+        if self.events is not None:
+            self.events.publish(last_changes(store, entity, len(updated) + len(deleted)))
         return json_response({"updated": updated, "deleted": deleted})
 
     async def get_stats(self, request: Request) -> Response:
         if not is_loopback(request):
             return problem(403, "stand-in endpoints answer loopback clients only", request)
-        return json_response(self.data.stats())
+        events = None if self.events is None else self.events.stats()
+        return json_response({**self.data.stats(), "events": events})
 
     async def post_faults(self, request: Request) -> Response:
         body = await _admin_json(request)
@@ -439,12 +454,32 @@ _HANDLERS = {HTTPException: http_error, Exception: internal_error}
 
 def create_app(settings: RegistrySettings) -> Starlette:
     """One stand-in registry at the root, as an ASGI app."""
-    return application(RegistryService(settings).routes(), _HANDLERS)
+    service = RegistryService(settings)
+    return _stopping_senders(application(service.routes(), _HANDLERS), [service])
 
 
 def create_multi_app(registries: dict[str, RegistrySettings]) -> Starlette:
     """Several registries, each under ``/r/<registry_id>``, plus ``/healthz`` at the root."""
     routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET"])]
-    for registry_id, settings in registries.items():
-        routes.append(mount(f"/r/{registry_id}", RegistryService(settings).routes()))
-    return application(routes, _HANDLERS)
+    services = [RegistryService(settings) for settings in registries.values()]
+    for registry_id, service in zip(registries, services, strict=True):
+        routes.append(mount(f"/r/{registry_id}", service.routes()))
+    return _stopping_senders(application(routes, _HANDLERS), services)
+
+
+def _stopping_senders(app: Starlette, services: list[RegistryService]) -> Starlette:
+    """The app, stopping the services' event senders when the server shuts down."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            senders = [service.events for service in services if service.events is not None]
+            for sender in senders:
+                sender.stop()
+            for sender in senders:
+                sender.close()
+
+    app.router.lifespan_context = lifespan
+    return app
