@@ -34,6 +34,10 @@ bench-gate: setup      ## the quality gate on 1,000,000 rows vs one hand-written
 bench-warehouse: setup ## dbt full build of the national profile (~5M records) vs incremental after 1% changed
 	$(BIN)/python -m bench.warehouse
 
+.PHONY: bench-latency
+bench-latency: setup   ## 50 single-record change events → visible in the marts, p50/p95 (~11 minutes)
+	$(BIN)/python -m bench.event_latency --events 50 --spacing 4
+
 docs: setup            ## dbt documentation of the warehouse (every model and column) in dbt_project/target/docs
 	$(BIN)/python -m local docs
 

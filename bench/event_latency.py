@@ -46,7 +46,7 @@ from dags.sync_dag_factory import WAREHOUSE_DAG_ID
 from local.change_demo import ENTITY, SOURCE_ID
 from local.dag_runs import FINISHED, DagRuns, RunReport
 from local.dbt import build_manifest
-from local.demo import PARALLELISM
+from local.demo import PARALLELISM, run_initial_load
 from local.pipeline_stack import running_pipeline
 from local.postgres import drop_database, ensure_database
 from local.progress import Progress
@@ -313,7 +313,9 @@ def run_benchmark(
                 parallelism=PARALLELISM,
             ) as pipeline:
                 _say(f"first load: {', '.join(sync_dag_ids)}, then {WAREHOUSE_DAG_ID}")
-                initial = first_load(pipeline.runs, sync_dag_ids)
+                initial = run_initial_load(
+                    pipeline.runs, sync_dag_ids, Progress(len(sync_dag_ids) + 1)
+                )
                 _say("first load done")
                 failed = [r.dag_id for r in initial if r.state != "success"]
                 if failed:
@@ -353,41 +355,6 @@ def run_benchmark(
         load_before=load_before,
         load_after=load_after,
     )
-
-
-def first_load(runs: DagRuns, sync_dag_ids: list[str]) -> list[RunReport]:
-    """The sync DAGs triggered once, then one warehouse build, as local.demo.run_initial_load
-    does, except that the warehouse DAG is unpaused before its run is triggered (the scheduler
-    never starts a queued run of a paused DAG). It stays paused while the sync DAGs run, so
-    their publishes queue no asset events for it; unpaused, every change from then on ends in
-    a build by itself."""
-    progress = Progress(len(sync_dag_ids) + 1)
-    runs.wait_for_dags([*sync_dag_ids, WAREHOUSE_DAG_ID])
-    runs.set_paused([WAREHOUSE_DAG_ID], paused=True)
-    runs.set_paused(sync_dag_ids, paused=False)
-    since = pendulum.now("UTC")
-    run_id = f"bench__{since.format('YYYYMMDDTHHmmss')}"
-    for dag_id in sync_dag_ids:
-        runs.trigger(dag_id, run_id)
-
-    def report(run: RunReport) -> None:
-        progress.finished(run.dag_id, run.state, run.seconds)
-
-    reports = runs.follow(
-        since,
-        lambda finished, _: {r.dag_id for r in finished} >= set(sync_dag_ids),
-        report,
-        timeout=900,
-    )
-    runs.set_paused([WAREHOUSE_DAG_ID], paused=False)
-    runs.trigger(WAREHOUSE_DAG_ID, run_id)
-    built = runs.follow(
-        since,
-        lambda finished, _: any(r.dag_id == WAREHOUSE_DAG_ID for r in finished),
-        lambda run: report(run) if run.dag_id == WAREHOUSE_DAG_ID else None,
-        timeout=900,
-    )
-    return reports + [r for r in built if r.dag_id == WAREHOUSE_DAG_ID]
 
 
 def make_changes(

@@ -4,8 +4,8 @@ changes a second apart, each seen in marts.fct_st_task; the report has its figur
 the test checks the measurement, not the speed.
 
 Slow: it starts Airflow, runs the first load (a full warehouse build) and at least one more
-warehouse build for the changes, each the whole dbt project through Airflow: 9 minutes on the
-shared 2-CPU machine (load average 4-5) it was written on; two builds of about 40 s each on a
+warehouse build for the changes, each the whole dbt project through Airflow: 7-9 minutes on the
+shared 2-CPU machine (load average 3-5) it was written on; two builds of about 40 s each on a
 quiet one put it at 3 minutes at best."""
 
 from __future__ import annotations
