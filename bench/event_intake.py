@@ -35,6 +35,7 @@ import orjson
 import psycopg
 from standardwebhooks import Webhook
 
+from bench.results_log import append_section
 from connectors.catalogue import load_catalogue
 from connectors.event_intake import MEDIA_TYPE
 from connectors.warehouse import ensure_schema
@@ -99,14 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     text = report(args, runs, machine, started_at)
     print(text)
     if not args.no_write:
-        new = not RESULTS.exists()
-        with RESULTS.open("a", encoding="utf-8") as out:
-            if new:
-                out.write(
-                    "# Event intake benchmark results\n\nAppended by `python -m"
-                    " bench.event_intake`; see `bench/README.md`.\n"
-                )
-            out.write("\n## " + text + "\n")
+        header = (
+            "# Event intake benchmark results\n\nAppended by `python -m"
+            " bench.event_intake`; see `bench/README.md`.\n"
+        )
+        append_section(RESULTS, header, "\n## " + text + "\n")
         _say(f"results appended to {RESULTS.relative_to(REPO_ROOT)}")
     return 0 if all(run.passed for run in runs) else 1
 

@@ -40,6 +40,7 @@ import requests
 import yaml
 
 from bench.event_intake import machine_description
+from bench.results_log import append_section
 from connectors.catalogue import DEFAULT_PATH, PATH_ENV, load_catalogue
 from connectors.warehouse import ensure_schema
 from dags.sync_dag_factory import WAREHOUSE_DAG_ID
@@ -235,14 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     text = report(result, command, started_at, args.note)
     print(text)
     if not args.no_write:
-        new = not RESULTS.exists()
-        with RESULTS.open("a", encoding="utf-8") as out:
-            if new:
-                out.write(
-                    "# Event → mart latency benchmark results\n\nAppended by `python -m"
-                    " bench.event_latency`; see `bench/README.md`.\n"
-                )
-            out.write("\n## " + text + "\n")
+        header = (
+            "# Event → mart latency benchmark results\n\nAppended by `python -m"
+            " bench.event_latency`; see `bench/README.md`.\n"
+        )
+        append_section(RESULTS, header, "\n## " + text + "\n")
         _say(f"results appended to {RESULTS.relative_to(REPO_ROOT)}")
     return 0 if result.passed else 1
 
