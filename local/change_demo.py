@@ -36,9 +36,8 @@ select
      where source_id = %(s)s and entity = %(e)s and record_id = %(r)s and received_at >= %(t)s),
     (select min(dispatched_at) from ops.event_inbox
      where source_id = %(s)s and entity = %(e)s and record_id = %(r)s and received_at >= %(t)s),
-    (select max(event_version) from (select max(version) as event_version from ops.event_inbox
-     where source_id = %(s)s and entity = %(e)s and record_id = %(r)s and received_at >= %(t)s)
-     as v),
+    (select max(version) from ops.event_inbox
+     where source_id = %(s)s and entity = %(e)s and record_id = %(r)s and received_at >= %(t)s),
     (select min(b.published_at) from raw.landed_record as l join ops.load_batch as b
      using (batch_id) where l.source_id = %(s)s and l.entity = %(e)s and l.record_id = %(r)s
      and b.published_at >= %(t)s)

@@ -27,14 +27,6 @@ class RunReport:
     ended: datetime | None
     failed_tasks: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict:
-        return {
-            "dag_id": self.dag_id,
-            "state": self.state,
-            "seconds": self.seconds,
-            "failed_tasks": list(self.failed_tasks),
-        }
-
 
 class DagRuns:
     def __init__(self, api: AirflowApi) -> None:
