@@ -34,6 +34,10 @@ bench-gate: setup      ## the quality gate on 1,000,000 rows vs one hand-written
 bench-warehouse: setup ## dbt full build of the national profile (~5M records) vs incremental after 1% changed
 	$(BIN)/python -m bench.warehouse
 
+.PHONY: bench-feed
+bench-feed: setup      ## national feed: 1,000,000 records to the stand-in intake vs a plain POST (minutes)
+	$(BIN)/python -m bench.national_feed --records 1000000 --repeat 3
+
 .PHONY: bench-latency
 bench-latency: setup   ## 50 single-record change events → visible in the marts, p50/p95 (~11 minutes)
 	$(BIN)/python -m bench.event_latency --events 50 --spacing 4
@@ -69,6 +73,25 @@ resume: setup          ## resume every DAG of a source in Airflow (REST API): SO
 
 backfill: setup        ## trigger ops__backfill: SOURCE=… ENTITY=… FROM=YYYY-MM-DD TO=YYYY-MM-DD
 	$(BIN)/python -m local backfill $(SOURCE) $(ENTITY) $(FROM) $(TO)
+
+.PHONY: feed feed-deliver feed-reconcile feed-pause feed-resume feed-resend
+feed: setup            ## the national feed's ledger per province and entity (ops.feed_status)
+	$(BIN)/python -m local feed status
+
+feed-deliver: setup    ## deliver the published changes to the national intake now [ENTITY=…]
+	$(BIN)/python -m local feed deliver $(if $(ENTITY),--entity $(ENTITY))
+
+feed-reconcile: setup  ## published vs acknowledged vs held nationally, per province and entity
+	$(BIN)/python -m local feed reconcile
+
+feed-pause: setup      ## pause a province's feed: PROVINCE=37 [ENTITY=st_task] REASON="…"
+	$(BIN)/python -m local feed pause --province "$(PROVINCE)" $(if $(ENTITY),--entity $(ENTITY)) --reason "$(REASON)"
+
+feed-resume: setup     ## resume it: PROVINCE=37 [ENTITY=st_task]
+	$(BIN)/python -m local feed resume --province "$(PROVINCE)" $(if $(ENTITY),--entity $(ENTITY))
+
+feed-resend: setup     ## re-send everything after the national side lost data: PROVINCE=37 [ENTITY=…] REASON="…"
+	$(BIN)/python -m local feed resend --province "$(PROVINCE)" $(if $(ENTITY),--entity $(ENTITY)) --reason "$(REASON)"
 
 warehouse: setup       ## dbt build + publish if every blocking test passed (no Airflow)
 	$(BIN)/python -m local warehouse

@@ -35,7 +35,7 @@ import orjson
 import psycopg
 from standardwebhooks import Webhook
 
-from bench.results_log import append_section
+from bench.results_log import record_results, say
 from connectors.catalogue import load_catalogue
 from connectors.event_intake import MEDIA_TYPE
 from connectors.warehouse import ensure_schema
@@ -98,14 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     started_at = datetime.now(UTC)
     runs, machine = run_benchmark(args.events, args.clients, args.repeat)
     text = report(args, runs, machine, started_at)
-    print(text)
-    if not args.no_write:
-        header = (
-            "# Event intake benchmark results\n\nAppended by `python -m"
-            " bench.event_intake`; see `bench/README.md`.\n"
-        )
-        append_section(RESULTS, header, "\n## " + text + "\n")
-        _say(f"results appended to {RESULTS.relative_to(REPO_ROOT)}")
+    record_results(
+        text,
+        RESULTS,
+        "Event intake benchmark results",
+        "bench.event_intake",
+        write=not args.no_write,
+    )
     return 0 if all(run.passed for run in runs) else 1
 
 
@@ -118,7 +117,7 @@ def run_benchmark(events: int, clients: int, repeat: int) -> tuple[list[Run], st
         runs = []
         for number in range(1, repeat + 1):
             runs.append(one_run(url, port, sources, keys, events, clients))
-            _say(f"run {number}: {_line(runs[-1])}")
+            say(f"run {number}: {_line(runs[-1])}")
     return runs, machine_description(server, pg_version)
 
 
@@ -248,11 +247,12 @@ def intake_process(url: str, keys: dict[str, str]) -> Iterator[int]:
 
 
 @contextmanager
-def fresh_database() -> Iterator[tuple[str, str]]:
-    """Database bench_event_intake_<pid> on WAREHOUSE_URL's server (or the default)."""
+def fresh_database(prefix: str = "bench_event_intake") -> Iterator[tuple[str, str]]:
+    """Database <prefix>_<pid> with the warehouse schema on WAREHOUSE_URL's server (or the
+    default); dropped on exit."""
     admin_url = os.environ.get("WAREHOUSE_URL") or DEFAULT_URL
     server = "WAREHOUSE_URL" if os.environ.get("WAREHOUSE_URL") else DEFAULT_URL
-    dbname = f"bench_event_intake_{os.getpid()}"
+    dbname = f"{prefix}_{os.getpid()}"
     drop_database(admin_url, dbname)  # left over by a killed run with the same pid
     ensure_database(admin_url, dbname)
     url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{dbname}"))
@@ -337,10 +337,6 @@ def report(args: argparse.Namespace, runs: list[Run], machine: str, started_at: 
         f" -- median {median:,.0f} events/s.",
     ]
     return "\n".join(lines)
-
-
-def _say(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

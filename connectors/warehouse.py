@@ -16,8 +16,8 @@ def ensure_schema(warehouse_url: str) -> None:
     """Create the raw and ops schemas, tables and helper functions if they are missing."""
     with psycopg.connect(warehouse_url, autocommit=True) as conn, conn.transaction():
         conn.execute("select pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-        conn.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
-        conn.execute(SCHEMA_SQL.with_name("warehouse_publish.sql").read_text(encoding="utf-8"))
+        for name in ("national_feed.sql", "warehouse.sql", "warehouse_publish.sql"):
+            conn.execute(SCHEMA_SQL.with_name(name).read_text(encoding="utf-8"))
 
 
 def record_source(

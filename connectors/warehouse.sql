@@ -315,7 +315,8 @@ $$;
 
 -- What waits in quarantine, per source, entity and reason, oldest first. Quoted values in
 -- reasons (e.g. the enterprise code that fails its check digit) are folded to "…", so rows
--- with the same problem group together; ops.quarantine has each row's full reason.
+-- with the same problem group together; ops.quarantine has each row's full reason. Records the
+-- national intake rejected are listed too (ops.feed_rejection).
 create or replace view ops.open_quarantine as
 select
     source_id,
@@ -323,9 +324,17 @@ select
     ops.fold_quoted_values(reason) as reason,
     count(*) as open_rows,
     min(quarantined_at) as oldest,
-    max(quarantined_at) as newest
-from ops.quarantine
-where resolved_at is null
+    max(quarantined_at) as newest,
+    min(ops.fold_quoted_values(reason_vi)) as reason_vi
+from (
+    select source_id, entity, reason, reason_vi, quarantined_at from ops.quarantine
+    where resolved_at is null
+    union all
+    -- records the national intake rejected (connectors/national_feed.sql): fixed at the source
+    select coalesce(source_id, 'national feed'), entity, reason, reason_vi, rejected_at
+    from ops.feed_rejection
+    where resolved_at is null
+) as open_row
 group by 1, 2, 3
 order by oldest, source_id, entity, reason;
 

@@ -45,6 +45,11 @@ def published_asset(entity: str) -> Asset:
     return Asset(name=f"published.{entity}", uri=f"sti://published/{entity}")
 
 
+# Updated when a build is published to analysts (write–audit–publish passed); the national
+# feed is scheduled on it.
+MARTS_ASSET = Asset(name="warehouse.marts", uri="sti://warehouse/marts")
+
+
 def warehouse_url() -> str:
     conn = BaseHook.get_connection(WAREHOUSE_CONN_ID)
     auth = quote(conn.login or "", safe="")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from airflow.sdk import DAG, Asset, AssetAny, TaskGroup, task
+from airflow.sdk import DAG, AssetAny, TaskGroup, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 from cosmos import ProfileConfig
@@ -21,6 +21,7 @@ from cosmos.profiles.postgres.user_pass import PostgresUserPasswordProfileMappin
 
 from dags.notifiers import failure_notifier
 from dags.sync_dag_factory import (
+    MARTS_ASSET,
     REPO_ROOT,
     TIMEZONE,
     WAREHOUSE_CONN_ID,
@@ -31,8 +32,6 @@ from dags.sync_dag_factory import (
 
 DBT_PROJECT = REPO_ROOT / "dbt_project"
 WAREHOUSE_SCHEDULE = "30 2 * * *"  # nightly safety net; publishes trigger it in between
-# Updated when a build is published to analysts (write–audit–publish passed).
-MARTS_ASSET = Asset(name="warehouse.marts", uri="sti://warehouse/marts")
 
 
 class _PostgresProfileMapping(PostgresUserPasswordProfileMapping):

@@ -15,6 +15,8 @@ docs        dbt's documentation site of the warehouse (models, columns, tests, l
 pause       pause (`resume`: resume) every DAG of a source in Airflow: SOURCE_ID;
             `backfill SOURCE_ID ENTITY FROM TO` triggers ops__backfill (REST API,
             AIRFLOW_CONN_STI_AIRFLOW_API; local/operations.py)
+feed        the national feed: `feed [status]`, `feed deliver|reconcile`,
+            `feed pause|resume|resend --province P [--entity E] [--reason R]` (local/feed.py)
 stop        stop the embedded PostgreSQL if it is running
 """
 
@@ -68,6 +70,10 @@ def main(argv: list[str]) -> int:
         from local.operations import main as operation
 
         return operation(command, argv[1:])
+    if command == "feed":
+        from local.feed import main as feed
+
+        return feed(argv[1:])
     if command == "stop":
         from local.warehouse import local_server
 

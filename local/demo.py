@@ -6,7 +6,9 @@ exchanges, statistical report drops), the event intake and dispatcher, and Airfl
 components (local.pipeline_stack). The scheduler runs every sync DAG (triggered once: the
 first load) and then the warehouse DAG, a line per run as it finishes; then one record changes
 at a registry and the demo times it until it shows in the marts, all by itself (change events).
-Prints per-source counts and stops what it started.
+Each published build goes on to the stand-in national intake (the national_feed DAG); the demo
+ends by reconciling what the warehouse published with what the intake holds. Prints
+per-source counts and stops what it started.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from __future__ import annotations
 import os
 import signal
 import time
+from functools import partial
 from pathlib import Path
 
 import pendulum
 import psycopg
 
 from connectors.catalogue import load_catalogue
+from connectors.national_feed import IntakeClients
+from connectors.national_reconcile import FeedBalance, reconcile
 from connectors.warehouse import ensure_schema
+from dags.national_feed_dag import NATIONAL_FEED_DAG_ID
 from dags.sync_dag_factory import WAREHOUSE_DAG_ID
 from expectations.report import reports_dir
 from local.airflow_stack import executor_from_environment
@@ -28,6 +34,8 @@ from local.change_demo import SOURCE_ID as CHANGED_SOURCE
 from local.change_demo import Change, show_a_change
 from local.dag_runs import DagRuns, RunReport
 from local.dbt import build_manifest
+from local.feed import connection_env as feed_connections
+from local.feed import intake_connection, local_intake
 from local.pipeline_stack import running_pipeline
 from local.progress import Progress
 from local.warehouse import (
@@ -64,28 +72,38 @@ def main() -> int:
             " events; the event intake and dispatcher; Airflow's api-server, scheduler,"
             f" dag-processor and triggerer ({executor.get('executor', 'LocalExecutor')}, metadata"
             " DB in PostgreSQL; logs in"
-            f" {_relative(AIRFLOW_HOME / 'logs')})",
+            f" {_relative(AIRFLOW_HOME / 'logs')}); the stand-in national intake (database"
+            " national_intake)",
         )
-        with running_pipeline(
-            sources,
-            warehouse_url,
-            metadata_url,
-            AIRFLOW_HOME,
-            DROPS_ROOT,
-            parallelism=PARALLELISM,
-            **executor,
-        ) as pipeline:
-            progress = Progress(len(sync_dag_ids) + 1)
+        with (
+            local_intake(warehouse_url) as intake,
+            running_pipeline(
+                sources,
+                warehouse_url,
+                metadata_url,
+                AIRFLOW_HOME,
+                DROPS_ROOT,
+                extra_env=feed_connections(intake),
+                parallelism=PARALLELISM,
+                **executor,
+            ) as pipeline,
+        ):
+            progress = Progress(len(sync_dag_ids) + 2)
             reports = run_initial_load(pipeline.runs, sync_dag_ids, progress)
             registry = pipeline.connections[CHANGED_SOURCE]["host"]
-            change = show_a_change(pipeline.runs, warehouse_url, registry, progress)
+            change = show_a_change(
+                pipeline.runs, warehouse_url, registry, progress, national_feed=True
+            )
             reports += change.reports
+            with IntakeClients(partial(intake_connection, intake)) as clients:
+                balances, _ = reconcile(warehouse_url, clients)
         seconds = time.monotonic() - started
-        ok = print_summary(warehouse_url, reports, AIRFLOW_HOME / "logs", seconds, change)
+        ok = print_summary(warehouse_url, reports, AIRFLOW_HOME / "logs", seconds, change, balances)
     finally:
         if embedded:
             local_server().stop()
-    return 0 if ok and change.visible_after is not None else 1
+    delivered = change.delivered_after is not None or change.national_unchanged
+    return 0 if ok and delivered else 1
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -102,18 +120,23 @@ def _relative(path: Path) -> Path:
 
 
 def run_initial_load(runs: DagRuns, sync_dag_ids: list[str], progress: Progress) -> list:
-    """Every sync DAG triggered once, then one warehouse build on all they published.
+    """Every sync DAG triggered once, then one warehouse build on all they published, then the
+    national feed of that build.
 
     The warehouse DAG stays paused meanwhile: unpaused, it would build on the first publish
     and again and again while the others publish (a paused DAG queues no asset events). It is
     unpaused with its triggered run, so every change event from then on ends in a build by
-    itself."""
-    runs.wait_for_dags([*sync_dag_ids, WAREHOUSE_DAG_ID])
+    itself. The national feed runs on every published build (sti://warehouse/marts)."""
+    runs.wait_for_dags([*sync_dag_ids, WAREHOUSE_DAG_ID, NATIONAL_FEED_DAG_ID])
     runs.set_paused([WAREHOUSE_DAG_ID], paused=True)
-    runs.set_paused(sync_dag_ids, paused=False)
+    runs.set_paused([*sync_dag_ids, NATIONAL_FEED_DAG_ID], paused=False)
     since = pendulum.now("UTC")
     run_id = f"demo__{since.format('YYYYMMDDTHHmmss')}"
-    step("run", f"{len(sync_dag_ids)} sync DAGs triggered, then {WAREHOUSE_DAG_ID}")
+    step(
+        "run",
+        f"{len(sync_dag_ids)} sync DAGs triggered, then {WAREHOUSE_DAG_ID}, then"
+        f" {NATIONAL_FEED_DAG_ID}",
+    )
     for dag_id in sync_dag_ids:
         runs.trigger(dag_id, run_id)
 
@@ -129,7 +152,11 @@ def run_initial_load(runs: DagRuns, sync_dag_ids: list[str], progress: Progress)
     runs.set_paused([WAREHOUSE_DAG_ID], paused=False)  # a paused DAG's runs stay queued
 
     def built(finished: list[RunReport], _runs: list[dict]) -> bool:
-        return any(r.dag_id == WAREHOUSE_DAG_ID and r.run_id == run_id for r in finished)
+        build = [r for r in finished if r.dag_id == WAREHOUSE_DAG_ID and r.run_id == run_id]
+        # A published build triggers the national feed (nothing else does in the demo).
+        return bool(build) and (
+            build[0].state != "success" or any(r.dag_id == NATIONAL_FEED_DAG_ID for r in finished)
+        )
 
     # follow() reports every run since `since` once: skip those already reported above.
     seen = {(r.dag_id, r.run_id) for r in reports}
@@ -230,7 +257,12 @@ def _analyst_answers(conn: psycopg.Connection) -> list[str]:
 
 
 def print_summary(
-    warehouse_url: str, reports: list[RunReport], log_dir: Path, seconds: float, change: Change
+    warehouse_url: str,
+    reports: list[RunReport],
+    log_dir: Path,
+    seconds: float,
+    change: Change,
+    balances: list[FeedBalance],
 ) -> bool:
     with psycopg.connect(warehouse_url) as conn:
         per_source = conn.execute(_PER_SOURCE_SQL).fetchall()
@@ -319,6 +351,7 @@ def print_summary(
     for report in failed_runs:
         print(f"  {report.dag_id}: {report.state} (tasks {', '.join(report.failed_tasks)})")
     print(change.summary())
+    differences = feed_summary(balances)
     print(f"Time taken: {seconds:.0f} s. Airflow's logs: {_relative(log_dir)}")
     print("Next:")
     print("  make airflow-ui      Airflow UI on http://localhost:8080 with these DAGs and runs")
@@ -329,5 +362,31 @@ def print_summary(
     print("  make quarantine      what waits in quarantine, per source and reason, oldest first")
     print("                       (SOURCE=<id> for one source; make replay after a rule fix)")
     print(f"  quality reports      {reports_dir() / 'index.html'}")
-    expected = len(reports) > 0 and not failed_runs
+    print("  make feed            the national feed's ledger (make feed-reconcile: reconcile)")
+    expected = len(reports) > 0 and not failed_runs and differences == 0
     return expected and all(row[9] == 0 for row in per_source)
+
+
+def feed_summary(balances: list[FeedBalance]) -> int:
+    """One paragraph on the national feed; the number of differences."""
+    published = sum(b.published for b in balances)
+    held = sum(b.national or 0 for b in balances)
+    differences = sum(b.differences for b in balances)
+    rejected = sum(b.kinds.get("rejected", 0) for b in balances)
+    provinces = len({b.province_code for b in balances})
+    print(
+        f"National feed: {published} published records of {len({b.entity for b in balances})}"
+        f" national entities in {provinces} provinces; the national intake holds {held}"
+        f" (acknowledged {sum(b.acknowledged for b in balances)}); {rejected} rejected by it"
+        " wait for a fix at the source (make quarantine)."
+    )
+    agree = all(
+        b.national_checksum == b.acknowledged_checksum
+        and (b.kinds.get("rejected") or b.published_checksum == b.acknowledged_checksum)
+        for b in balances
+    )
+    print(
+        f"Reconciliation: {differences} differences; checksums"
+        f" {'agree' if agree else 'DIFFER'} (make feed-reconcile lists them)"
+    )
+    return differences

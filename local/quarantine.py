@@ -20,7 +20,7 @@ import psycopg
 from local.warehouse import resolve_warehouse_url
 
 _SQL = (
-    "select source_id, entity, reason, open_rows, oldest from ops.open_quarantine"
+    "select source_id, entity, reason, open_rows, oldest, reason_vi from ops.open_quarantine"
     " where %(source)s::text is null or source_id = %(source)s"
 )
 
@@ -35,9 +35,11 @@ def format_rows(rows: list[tuple]) -> str:
     if not rows:
         return "Nothing waits in quarantine."
     lines = [f"{'oldest (UTC)':<17} {'rows':>6}  {'source / entity':<40} reason"]
-    for source_id, entity, reason, count, oldest in rows:
+    for source_id, entity, reason, count, oldest, reason_vi in rows:
         where = f"{source_id} / {entity}"
         lines.append(f"{oldest:%Y-%m-%d %H:%M} {count:>6}  {where:<40} {reason}")
+        if reason_vi:
+            lines.append(f"{'':<66} {reason_vi}")
     return "\n".join(lines)
 
 

@@ -58,6 +58,31 @@ def warehouse_url(pg_admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def synced(pg_admin_url: str, tmp_path_factory) -> Iterator[str]:
+    """A database with every source landed, gated and published through the real gate
+    (tests/pipeline.py), and one published warehouse build: what the demo lands, shared by the
+    warehouse model's tests (test_warehouse_model.py, test_feed_models.py), which may build and
+    publish again on it."""
+    from pipeline import sync_every_source
+
+    from connectors.warehouse import ensure_schema
+    from local.dbt import build_and_publish
+
+    dbname = f"test_model_{uuid.uuid4().hex[:10]}"
+    ensure_database(pg_admin_url, dbname)
+    url = _with_database(pg_admin_url, dbname)
+    try:
+        ensure_schema(url)
+        tmp = tmp_path_factory.mktemp("model")
+        counts = sync_every_source(url, tmp / "drops", tmp / "reports")
+        assert counts["published"] > 40 and counts["blocked"] == 0, counts
+        build_and_publish(url, run_id="test_model__first")
+        yield url
+    finally:
+        drop_database(pg_admin_url, dbname)
+
+
+@pytest.fixture(scope="session")
 def airflow_home() -> Path:
     """A migrated Airflow metadata DB (SQLite in a temporary AIRFLOW_HOME)."""
     migrate_metadata_db(airflow_settings(AIRFLOW_HOME))

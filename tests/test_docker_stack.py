@@ -9,15 +9,22 @@ merges them. The real files must have none in either variant, and ``test_check_c
 breaks a copy of the files in a temporary directory, one mutation at a time, to prove that every
 check can fail.
 
-Static, with one exception: the API server's command (which writes the users' passwords file
-from the environment before `airflow api-server` starts) is run in a scratch directory with a
-stand-in `airflow` program, to prove what it writes, that it prints no password and that it
-refuses to start without one.
+Static, with these exceptions, each run in a scratch directory:
+- the API server's command (which writes the users' passwords file from the environment before
+  `airflow api-server` starts), with a stand-in `airflow` program, to prove what it writes, that
+  it prints no password and that it refuses to start without one;
+- the national feed's credentials: national-intake-init's command (its real `files` step, with
+  a scratch directory for each named volume it writes; its `database` step is only recorded),
+  then the national intake's command on those volumes with a stand-in `python` that records its
+  environment, then the installed Airflow resolving the connections national_intake_<code> with
+  the Airflow components' secrets settings, as a task and as the API server would.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
+import contextlib
 import dataclasses
 import fnmatch
 import functools
@@ -30,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,7 +48,12 @@ import yaml
 from standardwebhooks import Webhook
 
 from connectors.airflow_api import API_CONNECTION
+from connectors.national_intake import IntakeConnection
 from local.airflow_stack import ADMIN, DISPATCHER, LOCAL_SETTINGS_DIR
+from local.national_intake import ADMIN_TOKEN_ENV, CLIENTS_ENV, DATABASE_URL_ENV
+from local.national_intake.__main__ import parse_clients
+from local.national_intake.credentials_files import connection_id, pgpass_line, pgpass_password
+from local.national_intake.process import INTAKE_DB, public_key_pem
 from local.registry.events import events_secret_env
 from local.registry.registries import LEGACY_REGISTRY
 
@@ -64,6 +77,8 @@ EXPECTED_SERVICES = {
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
+    "national-intake-init",
+    "national-intake",
 }
 # The modules of the change-event chain: registry -> intake -> ops.event_inbox -> dispatcher.
 INTAKE_MODULE = "connectors.event_intake"
@@ -114,6 +129,8 @@ _JSON_SECRET = re.compile(
     re.I,
 )
 _SECRET_FLAG = re.compile(r"^--?[\w-]*(password|passwd|secret|token)[\w-]*(=.*)?$", re.I)
+# Flags naming where a secret is, not holding it (--pgpass-file, --admin-token-env).
+_NOT_A_SECRET_FLAG = re.compile(r"^--?[\w-]*-(file|env|dir|path)(=.*)?$", re.I)
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
 _SHELLS = {"sh", "bash", "dash", "ash"}
 _SHELL_SEPARATORS = {";", "&&", "||", "|", "&", "\n", "(", ")"}
@@ -730,17 +747,30 @@ def check_python_modules(stack: Stack, facts: AirflowFacts | None = None) -> lis
     return problems
 
 
+def leading_words(args: list[str]) -> tuple[str, ...]:
+    """The arguments before the first option: a module's subcommand (`files` of
+    `python -m local.national_intake.credentials_files files --server-dir ...`)."""
+    words = []
+    for token in args:
+        if token.startswith("-"):
+            break
+        words.append(token)
+    return tuple(words)
+
+
 @functools.cache
-def _module_help_options(repo: Path, module: str) -> frozenset[str]:
+def _module_help_options(repo: Path, module: str, words: tuple[str, ...] = ()) -> frozenset[str]:
     result = subprocess.run(
-        [sys.executable, "-m", module, "--help"],
+        [sys.executable, "-m", module, *words, "--help"],
         cwd=repo,
         env={**os.environ, "PYTHONPATH": str(repo)},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 0, f"`python -m {module} --help` failed:\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"`python -m {' '.join([module, *words])} --help` failed:\n{result.stderr}"
+    )
     return frozenset(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", result.stdout))
 
 
@@ -758,7 +788,7 @@ def check_python_module_options(stack: Stack, facts: AirflowFacts | None = None)
         ]
         if not options:
             continue  # e.g. `python -m local.airflow_stack pools`, which has no --help
-        known = _module_help_options(stack.repo, module[0])
+        known = _module_help_options(stack.repo, module[0], leading_words(module[1]))
         for option in options:
             if option not in known:
                 problems.append(f"{name} {where}: `python -m {module[0]}` has no {option}")
@@ -959,13 +989,23 @@ def check_published_ports(stack: Stack, facts: AirflowFacts | None = None) -> li
     return problems
 
 
+def secret_name(key: str) -> str:
+    """The part of a variable's name that says whether it holds a secret: an Airflow setting's
+    option (AIRFLOW__SECRETS__BACKEND is the secrets backend's class, not a secret)."""
+    _section, sep, option = key.removeprefix("AIRFLOW__").partition("__")
+    return option if key.startswith("AIRFLOW__") and sep else key
+
+
 def check_no_literal_secrets(stack: Stack, facts: AirflowFacts | None = None) -> list[str]:
-    """Secrets appear in compose.yaml only as ${VAR} references (their values live in .env)."""
+    """Secrets appear in compose.yaml only as ${VAR} references (their values live in .env),
+    and never as a command-line flag (of a service's own command or one its shell runs)."""
     problems = []
     compose = stack.compose()
+    env_example = stack.env_example()
     for name, service in compose["services"].items():
         for key, value in environment(service).items():
-            is_secret = _SECRET_KEY.search(key) and not _NOT_A_SECRET_KEY.search(key)
+            option = secret_name(key)
+            is_secret = _SECRET_KEY.search(option) and not _NOT_A_SECRET_KEY.search(option)
             if is_secret and not _ONLY_REFERENCE.match(value.strip()):
                 problems.append(f"{name}: {key} must be a ${{VAR}} reference, not a literal")
         for value in walk_strings(service):
@@ -975,9 +1015,9 @@ def check_no_literal_secrets(stack: Stack, facts: AirflowFacts | None = None) ->
             for match in _JSON_SECRET.finditer(value):
                 if not _ONLY_REFERENCE.match(match["value"]):
                     problems.append(f"{name}: literal {match['key']} in {value!r}")
-        for key in ("command", "entrypoint"):
-            for token in as_argv(service.get(key)):
-                if _SECRET_FLAG.match(token):
+        for _where, argv in service_commands(service, env_example):
+            for token in argv:
+                if _SECRET_FLAG.match(token) and not _NOT_A_SECRET_FLAG.match(token):
                     problems.append(f"{name}: secret passed on the command line ({token})")
     return problems
 
@@ -1616,6 +1656,682 @@ def check_airflow_pythonpath(stack: Stack, facts: AirflowFacts | None = None) ->
     return problems
 
 
+# --------------------------------------------------------------------------------------------
+# The national feed: national-intake-init -> its volumes -> national-intake and Airflow
+
+NATIONAL_INTAKE_MODULE = "local.national_intake"
+CREDENTIALS_MODULE = "local.national_intake.credentials_files"
+SECRETS_BACKEND = "airflow.secrets.local_filesystem.LocalFilesystemBackend"
+ENV_SECRETS_BACKEND = "EnvironmentVariablesBackend"
+# The Airflow components that run the national feed's tasks (LocalExecutor: the scheduler).
+FEED_RUNNERS = ("airflow-scheduler", "airflow-worker")
+
+
+def named_mounts(service: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Container path -> (named volume, read-only) of a service's named-volume mounts."""
+    mounts = {}
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, dict):
+            if volume.get("type", "volume") == "volume" and volume.get("source"):
+                target = str(volume.get("target", "")).rstrip("/")
+                mounts[target] = (str(volume["source"]), bool(volume.get("read_only")))
+            continue
+        source, _, rest = str(volume).partition(":")
+        target, _, mode = rest.partition(":")
+        if target and not source.startswith((".", "/", "~")):
+            mounts[target.rstrip("/")] = (source, "ro" in mode.split(","))
+    return mounts
+
+
+def mount_of(service: dict[str, Any], path: str) -> tuple[str, str, bool] | None:
+    """(volume, path inside it, read-only) of a container path on a named volume, else None."""
+    for target, (volume, read_only) in sorted(named_mounts(service).items(), reverse=True):
+        if path == target or path.startswith(target + "/"):
+            return volume, path[len(target) :].lstrip("/"), read_only
+    return None
+
+
+def remap_paths(text: str, paths: dict[str, Path]) -> str:
+    """`text` with each container path of `paths` replaced by its scratch directory."""
+    for target in sorted(paths, key=len, reverse=True):
+        text = text.replace(target, str(paths[target]))
+    return text
+
+
+def credentials_steps(service: dict[str, Any], env: dict[str, str], step: str) -> list[list[str]]:
+    """The options of each `python -m <CREDENTIALS_MODULE> <step> ...` a service runs."""
+    found = []
+    for where, argv in service_commands(service, env):
+        module = python_module(argv)
+        if where == "command" and module and module[0] == CREDENTIALS_MODULE:
+            found += [module[1][1:]] if leading_words(module[1])[:1] == (step,) else []
+    return found
+
+
+def credentials_init(stack: Stack) -> tuple[str, dict[str, Any]] | None:
+    """(name, service) of the service running `python -m <CREDENTIALS_MODULE> files`."""
+    env = stack.env_example()
+    for name, service in stack.services().items():
+        if credentials_steps(service, env, "files"):
+            return name, service
+    return None
+
+
+_SCRATCH: list[Path] = []
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A directory kept for the session (results are cached), removed at exit."""
+    if not _SCRATCH:
+        _SCRATCH.append(Path(tempfile.mkdtemp(prefix="sti-docker-stack-")))
+        atexit.register(shutil.rmtree, _SCRATCH[0], True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=_SCRATCH[0]))
+
+
+_FAKE_INIT_PYTHON = """#!/bin/sh
+for argument in "$@"; do printf '%s\\t' "$argument"; done >> "$STI_FAKE_PYTHON_CALLS"
+echo >> "$STI_FAKE_PYTHON_CALLS"
+if [ "$1" = "-m" ] && [ "$2" = "{module}" ] && [ "$3" = "files" ]; then
+    exec "$STI_REAL_PYTHON" "$@"
+fi
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class InitRuns:
+    """national-intake-init's command run again and again on the same scratch volumes."""
+
+    service: str
+    volumes: dict[str, Path]  # named volume -> its scratch directory
+    results: tuple[tuple[int, str], ...]  # (exit status, output) of each run
+    calls: tuple[tuple[tuple[str, ...], ...], ...]  # each run's `python` calls (arguments)
+    # Each run's files: "<volume>/<path>" -> (mode, owner uid, text); directories end in "/".
+    snapshots: tuple[dict[str, tuple[int, int, str]], ...]
+
+
+def _snapshot(volumes: dict[str, Path]) -> dict[str, tuple[int, int, str]]:
+    found = {}
+    for volume, root in volumes.items():
+        for path in [root, *sorted(root.rglob("*"))]:
+            stat_ = path.stat()
+            relative = "/".join([volume, *path.relative_to(root).parts])
+            if path.is_dir():
+                found[relative.rstrip("/") + "/"] = (stat_.st_mode & 0o777, stat_.st_uid, "")
+            else:
+                text = path.read_text(encoding="utf-8", errors="replace")
+                found[relative] = (stat_.st_mode & 0o777, stat_.st_uid, text)
+    return found
+
+
+@functools.cache
+def _run_init(
+    service: str,
+    entrypoint: tuple[str, ...],
+    command: tuple[str, ...],
+    env: tuple[tuple[str, str], ...],
+    mounts: tuple[tuple[str, str], ...],
+    runs: tuple[tuple[str, ...] | None, ...],
+) -> InitRuns:
+    root = scratch_dir("init-")
+    volumes = {volume: root / "volumes" / volume for _, volume in mounts}
+    paths = {target: volumes[volume] for target, volume in mounts}
+    (root / "bin").mkdir()
+    fake = root / "bin" / "python"
+    fake.write_text(_FAKE_INIT_PYTHON.replace("{module}", CREDENTIALS_MODULE), encoding="utf-8")
+    fake.chmod(0o755)
+    results, calls, snapshots = [], [], []
+    for extra in runs:
+        # `docker compose run --rm <service> ARGS`: ARGS replace the command, after the entrypoint.
+        argv = [remap_paths(token, paths) for token in [*entrypoint, *(extra or command)]]
+        calls_file = root / "calls"
+        calls_file.write_text("", encoding="utf-8")
+        run_env = {key: remap_paths(value, paths) for key, value in env}
+        run_env |= {
+            "PATH": os.pathsep.join([str(root / "bin"), "/usr/bin", "/bin"]),
+            "PYTHONPATH": str(REPO),  # as the image's /opt/sti (copies share its code)
+            "HOME": str(root),
+            "STI_REAL_PYTHON": sys.executable,
+            "STI_FAKE_PYTHON_CALLS": str(calls_file),
+        }
+        result = subprocess.run(
+            argv or ["true"], cwd=REPO, env=run_env, capture_output=True, text=True, timeout=120
+        )
+        results.append((result.returncode, result.stdout + result.stderr))
+        lines = calls_file.read_text(encoding="utf-8").splitlines()
+        calls.append(tuple(tuple(line.rstrip("\t").split("\t")) for line in lines if line))
+        for directory in volumes.values():
+            directory.mkdir(parents=True, exist_ok=True)
+        snapshots.append(_snapshot(volumes))
+    return InitRuns(service, volumes, tuple(results), tuple(calls), tuple(snapshots))
+
+
+def run_init(stack: Stack, *runs: tuple[str, ...] | None) -> InitRuns | None:
+    """Run national-intake-init's command once per `runs` item (None: as `up` runs it; a tuple:
+    as `docker compose run --rm national-intake-init <args>`) on fresh scratch volumes, with
+    its environment interpolated from .env.example and its volumes' paths remapped. Cached."""
+    found = credentials_init(stack)
+    if found is None:
+        return None
+    name, service = found
+    env_example = stack.env_example()
+    mounts = tuple(
+        sorted((target, volume) for target, (volume, _) in named_mounts(service).items())
+    )
+    env = tuple(sorted((k, interpolate(v, env_example)) for k, v in environment(service).items()))
+    return _run_init(
+        name,
+        tuple(interpolate(t, env_example) for t in as_argv(service.get("entrypoint"))),
+        tuple(interpolate(t, env_example) for t in as_argv(service.get("command"))),
+        env,
+        mounts,
+        runs or (None,),
+    )
+
+
+_FAKE_INTAKE_PYTHON = """#!/bin/sh
+exec "$STI_REAL_PYTHON" -c 'import json, os, sys
+json.dump({"argv": sys.argv[1:], "env": dict(os.environ)}, open(os.environ["STI_FAKE_OUT"], "w"))
+' "$@"
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class IntakeStart:
+    """What the national intake's command handed to `python`, on national-intake-init's files."""
+
+    returncode: int
+    output: str
+    argv: list[str] | None  # None: python was never started
+    env: dict[str, str]  # its environment then
+    paths: dict[str, Path]  # container path -> scratch directory of each named-volume mount
+
+
+@functools.cache
+def _start_intake(
+    argv: tuple[str, ...],
+    env: tuple[tuple[str, str], ...],
+    paths: tuple[tuple[str, Path], ...],
+) -> IntakeStart:
+    root = scratch_dir("intake-")
+    (root / "bin").mkdir()
+    fake = root / "bin" / "python"
+    fake.write_text(_FAKE_INTAKE_PYTHON, encoding="utf-8")
+    fake.chmod(0o755)
+    mapping = dict(paths)
+    run_env = {key: remap_paths(value, mapping) for key, value in env}
+    run_env |= {
+        "PATH": os.pathsep.join([str(root / "bin"), "/usr/bin", "/bin"]),
+        "HOME": str(root),
+        "STI_REAL_PYTHON": sys.executable,
+        "STI_FAKE_OUT": str(root / "started.json"),
+    }
+    command = [remap_paths(token, mapping) for token in argv]
+    result = subprocess.run(
+        command or ["true"], cwd=REPO, env=run_env, capture_output=True, text=True, timeout=60
+    )
+    started = root / "started.json"
+    recorded = json.loads(started.read_text(encoding="utf-8")) if started.exists() else {}
+    env_seen = {
+        key: value for key, value in recorded.get("env", {}).items() if not key.startswith("STI_")
+    }
+    return IntakeStart(
+        result.returncode, result.stdout + result.stderr, recorded.get("argv"), env_seen, mapping
+    )
+
+
+def start_national_intake(stack: Stack, init: InitRuns) -> tuple[str, IntakeStart] | None:
+    """Run the national intake's entrypoint + command with a recording `python`, its named
+    volumes the ones national-intake-init wrote (first run; a volume the init does not write is
+    an empty directory)."""
+    intakes = services_running(stack, NATIONAL_INTAKE_MODULE)
+    if len(intakes) != 1:
+        return None
+    [name] = intakes
+    service = stack.services()[name]
+    env_example = stack.env_example()
+    paths = {}
+    for target, (volume, _) in named_mounts(service).items():
+        directory = init.volumes.get(volume)
+        if directory is None:
+            directory = scratch_dir(f"empty-{volume}-")
+        paths[target] = directory
+    argv = tuple(
+        interpolate(token, env_example)
+        for key in ("entrypoint", "command")
+        for token in as_argv(service.get(key))
+    )
+    env = tuple(sorted((k, interpolate(v, env_example)) for k, v in environment(service).items()))
+    return name, _start_intake(argv, env, tuple(sorted(paths.items())))
+
+
+def catalogue_provinces(stack: Stack) -> set[str]:
+    """The province codes of the catalogue's sources (national systems have none)."""
+    return {
+        str(source["province_code"])
+        for source in catalogue_sources(stack)
+        if source.get("province_code") is not None
+    }
+
+
+def check_national_intake(stack: Stack, facts: AirflowFacts | None = None) -> list[str]:
+    """The stand-in national intake: one service running local.national_intake from the project
+    image, restarted when it stops, listening for the other containers (--host 0.0.0.0),
+    published on 127.0.0.1 only at a port of docker/.env, healthchecked on /health, started after
+    a healthy warehouse and once national-intake-init has made its credentials. Its database is
+    its own on the warehouse's server (not the warehouse's, not Airflow's, not as the warehouse's
+    owner) with its password from a file (PGPASSFILE), and nothing of docker/.env that is secret
+    reaches it: its secrets are the init's files, on volumes it mounts read-only."""
+    problems: list[str] = []
+    services = stack.services()
+    env_example = stack.env_example()
+    intakes = services_running(stack, NATIONAL_INTAKE_MODULE)
+    if len(intakes) != 1:
+        return [f"one service must run `python -m {NATIONAL_INTAKE_MODULE}`, found {intakes}"]
+    [(name, args)] = intakes.items()
+    intake = services[name]
+    common = stack.compose().get("x-airflow-common") or {}
+    if intake.get("image") != common.get("image"):
+        problems.append(f"{name}: must run the project image {common.get('image')!r}")
+    if str(intake.get("restart", "no")) not in {"always", "unless-stopped"}:
+        problems.append(f"{name}: must restart (unless-stopped), as the other services do")
+    options = module_options(args)
+    port = last_option(options, "--port")
+    host = last_option(options, "--host", "127.0.0.1")
+    if host not in {"0.0.0.0", "::"}:
+        problems.append(f"{name}: --host must be 0.0.0.0 (Airflow's tasks post to it), is {host!r}")
+    health = " ".join(as_argv((intake.get("healthcheck") or {}).get("test")))
+    if not port or not re.search(rf"//(localhost|127\.0\.0\.1):{re.escape(port)}/health\b", health):
+        problems.append(f"{name}: healthcheck must GET http://localhost:{port}/health")
+    raw_ports = [str(entry) for entry in intake.get("ports") or []]
+    if not any(
+        re.fullmatch(rf"127\.0\.0\.1:\$\{{{_VAR_NAME}\}}:{re.escape(port)}(/tcp)?", entry)
+        for entry in raw_ports
+    ):
+        problems.append(
+            f"{name}: must publish port {port} on 127.0.0.1 at a host port of docker/.env"
+            f" (127.0.0.1:${{NATIONAL_INTAKE_HOST_PORT}}:{port}), has {raw_ports}"
+        )
+    deps = depends_on(intake)
+    if deps.get("warehouse", {}).get("condition") != "service_healthy":
+        problems.append(f"{name}: must wait for a healthy warehouse")
+    init = credentials_init(stack)
+    init_name = init[0] if init else "national-intake-init"
+    if deps.get(init_name, {}).get("condition") != "service_completed_successfully":
+        problems.append(f"{name}: must wait for {init_name} (its credentials) to complete")
+    # Its own database on the warehouse's server.
+    env = environment(intake)
+    warehouse = services.get("warehouse") or {}
+    warehouse_env = environment(warehouse)
+    url = urlsplit(interpolate(env.get(DATABASE_URL_ENV, ""), env_example))
+    database = url.path.lstrip("/")
+    metadata_db = urlsplit(
+        interpolate(environment(common).get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", ""), env_example)
+    ).path.lstrip("/")
+    if url.hostname != "warehouse" or (url.port or 5432) != 5432:
+        problems.append(
+            f"{name}: {DATABASE_URL_ENV} must be on the warehouse's server (warehouse:5432),"
+            f" is {url.hostname}:{url.port}"
+        )
+    if not database or database in {warehouse_env.get("POSTGRES_DB", "sti"), metadata_db}:
+        problems.append(
+            f"{name}: {DATABASE_URL_ENV} must name a database of its own, not the warehouse's"
+            f" or Airflow's: {database!r}"
+        )
+    if not url.username or url.username == warehouse_env.get("POSTGRES_USER", "sti"):
+        problems.append(
+            f"{name}: {DATABASE_URL_ENV} must connect as a role of its own, not the warehouse's"
+            f" owner: {url.username!r}"
+        )
+    if url.password:
+        problems.append(f"{name}: {DATABASE_URL_ENV} holds a password (PGPASSFILE has it)")
+    if init:
+        steps = credentials_steps(init[1], env_example, "database")
+        made = {last_option(module_options(step), "--database", INTAKE_DB) for step in steps}
+        if not steps or made != {database} or url.username != database:
+            problems.append(
+                f"{name}: {init_name} makes role and database {sorted(made)}; {name} uses"
+                f" database {database!r} as {url.username!r}"
+            )
+        pgpass = mount_of(intake, env.get("PGPASSFILE", ""))
+        read = {
+            where[:2]
+            for step in steps
+            if (where := mount_of(init[1], last_option(module_options(step), "--pgpass-file")))
+        }
+        if pgpass is None or read != {pgpass[:2]}:
+            problems.append(
+                f"{name}: PGPASSFILE must be the file {init_name}'s database step reads"
+                f" (volume, path: {sorted(read)}), is {pgpass and pgpass[:2]}"
+            )
+    referenced = set()
+    for value in walk_strings(intake):
+        referenced |= referenced_variables(value)
+    for variable in sorted(referenced):
+        if _SECRET_KEY.search(variable) and not _NOT_A_SECRET_KEY.search(variable):
+            problems.append(
+                f"{name}: gets ${{{variable}}} of docker/.env; its secrets must come from"
+                f" {init_name}'s files"
+            )
+    for target, (volume, read_only) in sorted(named_mounts(intake).items()):
+        if not read_only:
+            problems.append(f"{name}: must mount {volume} read-only (at {target})")
+    return problems
+
+
+def check_national_intake_credentials(stack: Stack, facts: AirflowFacts | None = None) -> list[str]:
+    """national-intake-init makes the national feed's credentials with nothing from the
+    repository: a one-shot service, as root (fresh named volumes belong to root), handing its
+    files to the image's user (mode 0600, directories 0700); kept when it runs again (every
+    `up`), all replaced by `docker compose run --rm <init> --rotate`; then the stand-in's role
+    and database, with the password of the file the intake reads. Run for real on scratch
+    volumes, then the intake's command on them: the intake gets a client secret and public key
+    for every province of the catalogue, an admin token, and never a private key (not in its
+    environment, not in a file it can read)."""
+    problems: list[str] = []
+    found = credentials_init(stack)
+    if found is None:
+        return [f"no service runs `python -m {CREDENTIALS_MODULE} files`"]
+    name, service = found
+    env_example = stack.env_example()
+    if str(service.get("restart", "no")) != "no":
+        problems.append(f'{name}: a one-shot step, restart must be "no"')
+    if str(service.get("user", "")).partition(":")[0] not in {"0", "root"}:
+        problems.append(
+            f'{name}: must run as root (user "0:0"): fresh named volumes belong to root'
+        )
+    users = [a for k, a in dockerfile_instructions(stack.dockerfile_path) if k == "USER"]
+    runtime_uid = users[-1].partition(":")[0] if users else ""
+    files_steps = credentials_steps(service, env_example, "files")
+    for step in files_steps:
+        owner = last_option(module_options(step), "--owner")
+        if owner.partition(":")[0] != runtime_uid:
+            problems.append(
+                f"{name}: --owner must hand the files to the image's user {runtime_uid},"
+                f" is {owner!r}"
+            )
+    database_steps = credentials_steps(service, env_example, "database")
+    if not database_steps:
+        problems.append(f"{name}: does not run `python -m {CREDENTIALS_MODULE} database`")
+    warehouse_url = interpolate(shared_warehouse_url(stack), env_example)
+    for step in database_steps:
+        variable = last_option(module_options(step), "--admin-url-env", "WAREHOUSE_URL")
+        value = interpolate(environment(service).get(variable, ""), env_example)
+        if not value or value != warehouse_url:
+            problems.append(
+                f"{name}: --admin-url-env {variable} must be the warehouse's URL (its owner's),"
+                f" is {value!r}"
+            )
+    runs = run_init(stack, None, None, ("--rotate",))
+    assert runs is not None
+    for index, (code, output) in enumerate(runs.results):
+        if code != 0:
+            problems.append(f"{name}: run {index + 1} failed (exit {code}): {output[-800:]}")
+    if problems:
+        return problems
+    first, again, rotated = runs.snapshots
+    steps = [call[2] for call in runs.calls[0] if call[:2] == ("-m", CREDENTIALS_MODULE)]
+    if steps != ["files", "database"]:
+        problems.append(f"{name}: must run `files`, then `database`; runs {steps}")
+    if all(path.endswith("/") for path in first):
+        return [*problems, f"{name}: wrote no files"]
+    for step in database_steps:
+        options = module_options(step)
+        database = last_option(options, "--database", INTAKE_DB)
+        where = mount_of(service, last_option(options, "--pgpass-file"))
+        if where is None or not pgpass_password(runs.volumes[where[0]] / where[1], database):
+            problems.append(
+                f"{name}: its database step reads {last_option(options, '--pgpass-file')!r},"
+                f" where its files step wrote no password for {database!r}"
+            )
+    for path, (mode, uid, _) in sorted(first.items()):
+        expected = 0o700 if path.endswith("/") else 0o600
+        if mode != expected:
+            problems.append(f"{name}: {path} has mode {mode:o}, not {expected:o}")
+        if os.geteuid() == 0 and runtime_uid.isdigit() and uid != int(runtime_uid):
+            problems.append(f"{name}: {path} belongs to uid {uid}, not {runtime_uid}")
+    if again != first:
+        changed = sorted(path for path in first if again.get(path) != first[path])
+        problems.append(f"{name}: running again changed {changed}: credentials must be kept")
+    files = [path for path in first if not path.endswith("/")]
+    unchanged = sorted(path for path in files if rotated.get(path, (0, 0, ""))[2] == first[path][2])
+    if unchanged:
+        problems.append(
+            f"{name}: `docker compose run --rm {name} --rotate` left {unchanged} as they were"
+        )
+    # The intake on these volumes.
+    started = start_national_intake(stack, runs)
+    if started is None:
+        return [*problems, f"one service must run `python -m {NATIONAL_INTAKE_MODULE}`"]
+    intake_name, intake = started
+    if intake.returncode != 0 or not intake.argv:
+        return [
+            *problems,
+            f"{intake_name}: its command did not start python (exit {intake.returncode}):"
+            f" {intake.output[-800:]}",
+        ]
+    if intake.argv[:2] != ["-m", NATIONAL_INTAKE_MODULE]:
+        problems.append(f"{intake_name}: starts python with {intake.argv[:2]}")
+    try:
+        clients = parse_clients(intake.env.get(CLIENTS_ENV, ""))
+    except ValueError as error:
+        clients = {}
+        problems.append(f"{intake_name}: {CLIENTS_ENV} from {name}'s files: {error}")
+    missing = sorted(catalogue_provinces(stack) - set(clients))
+    if missing:
+        problems.append(f"{intake_name}: no client for the catalogue's provinces {missing}")
+    if not intake.env.get(ADMIN_TOKEN_ENV):
+        problems.append(f"{intake_name}: no {ADMIN_TOKEN_ENV} from {name}'s files")
+    if any("PRIVATE KEY" in value for value in intake.env.values()):
+        problems.append(f"{intake_name}: a private key is in its environment")
+    for target, directory in sorted(intake.paths.items()):
+        for path in sorted(directory.rglob("*")):
+            if path.is_file() and "PRIVATE KEY" in path.read_text(errors="replace"):
+                problems.append(f"{intake_name}: can read a private key ({target}/{path.name})")
+    database = urlsplit(intake.env.get(DATABASE_URL_ENV, "")).username or ""
+    pgpass = Path(intake.env.get("PGPASSFILE", "/nonexistent"))
+    if not pgpass_password(pgpass, database):
+        problems.append(f"{intake_name}: PGPASSFILE holds no password for {database!r}")
+    return problems
+
+
+_AIRFLOW_CONNECTIONS_PROBE = r"""
+import json, sys
+from airflow.configuration import ensure_secrets_loaded
+from airflow.models.connection import Connection
+from airflow.sdk.configuration import ensure_secrets_loaded as sdk_secrets_loaded
+from airflow.sdk.execution_time.context import _get_connection
+from airflow.sdk.execution_time.secrets import DEFAULT_SECRETS_SEARCH_PATH_WORKERS
+from airflow.sdk.execution_time.supervisor import ensure_secrets_backend_loaded
+
+def names(backends):
+    return [type(backend).__name__ for backend in backends]
+
+def fields(get, conn_id):
+    try:
+        conn = get(conn_id)
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"}
+    return {"host": conn.host, "login": conn.login, "password": conn.password,
+            "extra": conn.extra_dejson}
+
+ids = json.loads(sys.argv[1])
+print("@@PROBE@@" + json.dumps({
+    "chains": {
+        "task": names(sdk_secrets_loaded(default_backends=DEFAULT_SECRETS_SEARCH_PATH_WORKERS)),
+        "supervisor": names(ensure_secrets_backend_loaded()),
+        "server": names(ensure_secrets_loaded()),
+    },
+    "sdk": {conn_id: fields(_get_connection, conn_id) for conn_id in ids},
+    "server": {conn_id: fields(Connection.get_connection_from_secrets, conn_id) for conn_id in ids},
+}))
+"""
+
+
+@functools.cache
+def _probe_airflow_connections(
+    env: tuple[tuple[str, str], ...], conn_ids: tuple[str, ...], files: tuple[str, ...]
+) -> dict[str, Any]:
+    home = scratch_dir("airflow-home-")
+    run_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))},
+        **dict(env),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _AIRFLOW_CONNECTIONS_PROBE, json.dumps(list(conn_ids))],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("@@PROBE@@")]
+    assert result.returncode == 0 and lines, f"probing Airflow's connections failed:\n{result}"
+    return json.loads(lines[-1].removeprefix("@@PROBE@@"))
+
+
+def check_national_feed_connections(stack: Stack, facts: AirflowFacts | None = None) -> list[str]:
+    """Every Airflow component can resolve national_intake_<code> for each province of the
+    catalogue, from the file national-intake-init writes (Airflow's LocalFilesystemBackend,
+    searched before the AIRFLOW_CONN_* variables and the metadata DB; the other connections
+    resolve as before): the volume mounted read-only in every Airflow component (never the
+    intake's own), each connection pointing at the intake's service and port with the client
+    secret and a key whose public half the intake holds. The components wait for the init; the
+    ones running the feed's tasks for a healthy intake. Proved with the installed Airflow, as a
+    task and as the API server (execution API) resolve connections."""
+    problems: list[str] = []
+    services = stack.services()
+    env_example = stack.env_example()
+    common = stack.compose().get("x-airflow-common") or {}
+    common_env = environment(common)
+    airflow = [name for name in [*AIRFLOW_SERVICE_COMMANDS, "airflow-worker"] if name in services]
+    backend = common_env.get("AIRFLOW__SECRETS__BACKEND", "")
+    if backend != SECRETS_BACKEND:
+        problems.append(f"x-airflow-common: AIRFLOW__SECRETS__BACKEND must be {SECRETS_BACKEND}")
+    try:
+        kwargs = json.loads(
+            interpolate(common_env.get("AIRFLOW__SECRETS__BACKEND_KWARGS", "{}"), env_example)
+        )
+    except json.JSONDecodeError:
+        kwargs = {}
+    connections_path = str((kwargs or {}).get("connections_file_path", ""))
+    if not connections_path:
+        return [*problems, "x-airflow-common: AIRFLOW__SECRETS__BACKEND_KWARGS has no file"]
+    init = credentials_init(stack)
+    if init is None:
+        return [*problems, f"no service runs `python -m {CREDENTIALS_MODULE} files`"]
+    init_name, init_service = init
+    intakes = services_running(stack, NATIONAL_INTAKE_MODULE)
+    intake_name = next(iter(intakes), "national-intake")
+    intake_volumes = {v for v, _ in named_mounts(services.get(intake_name) or {}).values()}
+    mounted = set()
+    for name in airflow:
+        service = services[name]
+        where = mount_of(service, connections_path)
+        if where is None:
+            problems.append(f"{name}: {connections_path} is on no volume it mounts")
+            continue
+        if not where[2]:
+            problems.append(f"{name}: must mount {where[0]} read-only")
+        mounted.add(where[:2])
+        for volume in sorted(intake_volumes & {v for v, _ in named_mounts(service).values()}):
+            problems.append(f"{name}: mounts {volume}, the national intake's own")
+        deps = depends_on(service)
+        if name != "airflow-init":
+            condition = deps.get(init_name, {}).get("condition")
+            if condition != "service_completed_successfully":
+                problems.append(f"{name}: must wait for {init_name} to complete")
+        condition = deps.get(intake_name, {}).get("condition")
+        if name in FEED_RUNNERS and condition != "service_healthy":
+            problems.append(f"{name}: runs the feed's tasks: must wait for {intake_name}")
+    if len(mounted) != 1:
+        return [*problems, f"the Airflow components read {connections_path} from {mounted}"]
+    [(volume, relative)] = mounted
+    if volume not in {v for v, read_only in named_mounts(init_service).values() if not read_only}:
+        problems.append(f"{volume}: {init_name} does not write it")
+    if volume in intake_volumes:
+        problems.append(f"{intake_name}: mounts {volume} (the private keys)")
+    if problems:
+        return problems
+    runs = run_init(stack)
+    assert runs is not None
+    written = runs.volumes[volume] / relative
+    if runs.results[0][0] != 0 or not written.is_file():
+        return [f"{init_name} does not write {volume}/{relative} ({runs.results[0][1][-500:]})"]
+    connections = json.loads(written.read_text(encoding="utf-8"))
+    started = start_national_intake(stack, runs)
+    clients = {}
+    if started and started[1].returncode == 0:
+        with contextlib.suppress(ValueError):
+            clients = parse_clients(started[1].env.get(CLIENTS_ENV, ""))
+    port = last_option(module_options(intakes.get(intake_name, [])), "--port")
+    provinces = sorted(catalogue_provinces(stack))
+    for province in provinces:
+        conn_id = connection_id(province)
+        conn = connections.get(conn_id)
+        if not isinstance(conn, dict):
+            problems.append(f"{volume}/{relative}: no {conn_id}")
+            continue
+        try:
+            intake = IntakeConnection.from_fields(
+                conn.get("host", ""),
+                conn.get("login", ""),
+                conn.get("password", ""),
+                conn.get("extra") or {},
+            )
+        except RuntimeError as error:
+            problems.append(f"{conn_id}: {error}")
+            continue
+        target = urlsplit(intake.base_url)
+        if target.hostname != intake_name or str(target.port or 80) != port:
+            problems.append(
+                f"{conn_id}: host must be http://{intake_name}:{port}, is {intake.base_url}"
+            )
+        client = clients.get(province)
+        if intake.client_id != f"province-{province}":
+            problems.append(f"{conn_id}: login must be province-{province}")
+        if client is None or client.client_secret != intake.client_secret:
+            problems.append(f"{conn_id}: the intake has another client secret for {province}")
+        elif client.public_keys.get(intake.key_id) != public_key_pem(intake.signing_key_pem):
+            problems.append(f"{conn_id}: the intake has not the public key of its signing key")
+    if problems:
+        return problems
+    # The installed Airflow, with the components' secrets settings and connections.
+    env = {
+        key: interpolate(value, env_example)
+        for key, value in common_env.items()
+        if key.startswith(("AIRFLOW__SECRETS__", "AIRFLOW__WORKERS__SECRETS", "AIRFLOW_CONN_"))
+    }
+    mount_dir = connections_path[: len(connections_path) - len(relative)].rstrip("/")
+    env = {key: value.replace(mount_dir, str(runs.volumes[volume])) for key, value in env.items()}
+    env_ids = sorted(key.removeprefix("AIRFLOW_CONN_").lower() for key in env if "_CONN_" in key)
+    national_ids = [connection_id(province) for province in provinces]
+    probe = _probe_airflow_connections(
+        tuple(sorted(env.items())), tuple(national_ids + env_ids), (written.read_text(),)
+    )
+    for chain, backends in probe["chains"].items():
+        if backends[:1] != [SECRETS_BACKEND.rpartition(".")[2]] or ENV_SECRETS_BACKEND not in (
+            backends
+        ):
+            problems.append(
+                f"Airflow's {chain} secrets chain must search the connections file first, then"
+                f" the AIRFLOW_CONN_* variables: {backends}"
+            )
+    for path in ("sdk", "server"):
+        for conn_id in national_ids:
+            got = probe[path][conn_id]
+            stored = connections[conn_id]
+            expected = {k: stored.get(k) for k in ("host", "login", "password", "extra")}
+            if got != expected:
+                problems.append(f"Airflow ({path}) resolves {conn_id} as {got.get('error', got)}")
+        for conn_id in env_ids:
+            got = probe[path][conn_id]
+            if "error" in got:
+                problems.append(f"Airflow ({path}) no longer resolves {conn_id}: {got['error']}")
+    return problems
+
+
 ALL_CHECKS: dict[str, Callable[..., list[str]]] = {
     "services_build": check_services_build,
     "python_modules": check_python_modules,
@@ -1639,6 +2355,9 @@ ALL_CHECKS: dict[str, Callable[..., list[str]]] = {
     "airflow_users": check_airflow_users,
     "airflow_init": check_airflow_init,
     "airflow_pythonpath": check_airflow_pythonpath,
+    "national_intake": check_national_intake,
+    "national_intake_credentials": check_national_intake_credentials,
+    "national_feed_connections": check_national_feed_connections,
 }
 
 
@@ -1688,6 +2407,66 @@ def test_docker_env_is_gitignored() -> None:
         [git, "check-ignore", "-q", "--no-index", "docker/.env"], cwd=REPO, capture_output=True
     )
     assert result.returncode == 0, "add docker/.env (or .env) to .gitignore"
+
+
+def test_national_intake_database_step(tmp_path: Path) -> None:
+    """national-intake-init's `database` step on a real server (WAREHOUSE_URL, a superuser's):
+    a login role and a database of its own, owned by it, closed to PUBLIC, with the password of
+    the pgpass file; run again with another password (rotation) it only changes the password.
+    The stand-in can create its schema there as that role."""
+    admin_url = os.environ.get("WAREHOUSE_URL")
+    if not admin_url:
+        pytest.skip("WAREHOUSE_URL (a PostgreSQL superuser's URL) is not set")
+    import psycopg
+
+    name = f"sti_test_intake_{uuid.uuid4().hex[:10]}"
+    pgpass = tmp_path / "pgpass"
+
+    def run(password: str) -> str:
+        pgpass.write_text(pgpass_line(name, password), encoding="utf-8")
+        pgpass.chmod(0o600)
+        result = subprocess.run(
+            [
+                *[sys.executable, "-m", CREDENTIALS_MODULE, "database"],
+                *["--pgpass-file", str(pgpass), "--database", name],
+            ],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert password not in result.stdout + result.stderr
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            row = conn.execute("select rolpassword from pg_authid where rolname = %s", (name,))
+            return row.fetchone()[0]
+
+    try:
+        first = run("first-password")
+        second = run("second-password")
+        assert first and second and first != second, "the role's password was not set again"
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            owner, public_connect = conn.execute(
+                "select pg_get_userbyid(datdba), has_database_privilege('public', datname,"
+                " 'CONNECT') from pg_database where datname = %s",
+                (name,),
+            ).fetchone()
+            role = conn.execute(
+                "select rolcanlogin, rolsuper, rolcreatedb, rolcreaterole from pg_roles"
+                " where rolname = %s",
+                (name,),
+            ).fetchone()
+        assert owner == name and not public_connect
+        assert role == (True, False, False, False)
+        parts = urlsplit(admin_url)
+        netloc = f"{name}:second-password@{parts.hostname}:{parts.port or 5432}"
+        with psycopg.connect(parts._replace(netloc=netloc, path=f"/{name}").geturl()) as conn:
+            conn.execute("create schema intake")
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+            conn.execute(f'drop role if exists "{name}"')
 
 
 # Mutations of a copy of the stack files, each of which one check must catch.
@@ -1944,6 +2723,152 @@ MUTATIONS = [
         "AIRFLOW_CONN_NINH_BINH_REGISTRY_EVENTS:",
         "AIRFLOW_CONN_NINH_BINH_EVENTS:",
     ),
+    (
+        "no_literal_secrets",
+        "docker/compose.yaml",
+        "local.national_intake --host 0.0.0.0 --port 8095",
+        "local.national_intake --host 0.0.0.0 --port 8095 --admin-token hunter2",
+    ),
+    (
+        "depends_on",
+        "docker/compose.yaml",
+        '    user: "0:0"\n    restart: "no"\n',
+        '    user: "0:0"\n    restart: unless-stopped\n',
+    ),
+    # The national feed: national-intake-init -> volumes -> national-intake and Airflow.
+    (
+        "national_intake",
+        "docker/compose.yaml",
+        "local.national_intake --host 0.0.0.0",
+        "local.national_intake --host 127.0.0.1",
+    ),
+    ("national_intake", "docker/compose.yaml", "localhost:8095/health'", "localhost:8096/health'"),
+    (
+        "national_intake",
+        "docker/compose.yaml",
+        '"127.0.0.1:${NATIONAL_INTAKE_HOST_PORT}:8095"',
+        '"${NATIONAL_INTAKE_HOST_PORT}:8095"',
+    ),
+    (
+        "national_intake",
+        "docker/compose.yaml",
+        "@warehouse:5432/national_intake",
+        "@warehouse:5432/sti",
+    ),
+    (
+        "national_intake",
+        "docker/compose.yaml",
+        "postgresql://national_intake@warehouse",
+        "postgresql://sti@warehouse",
+    ),
+    (
+        "national_intake",
+        "docker/compose.yaml",
+        "      PGPASSFILE: /var/lib/national-intake/pgpass\n",
+        "      PGPASSWORD: ${WAREHOUSE_PASSWORD}\n",
+    ),
+    (
+        "national_intake",
+        "docker/compose.yaml",
+        "      national-intake-init:\n        condition: service_completed_successfully\n"
+        "    healthcheck:",
+        "    healthcheck:",
+    ),
+    (
+        "national_intake",
+        "docker/compose.yaml",
+        "- national-intake-server:/var/lib/national-intake:ro",
+        "- national-intake-server:/var/lib/national-intake",
+    ),
+    (
+        "national_intake",
+        "docker/compose.yaml",
+        "    init: true\n    restart: unless-stopped\n    command:\n      - sh\n",
+        "    init: true\n    command:\n      - sh\n",
+    ),
+    ("national_intake_credentials", "docker/compose.yaml", '    user: "0:0"\n', ""),
+    (
+        "national_intake_credentials",
+        "docker/compose.yaml",
+        '--owner 50000:0 "$$@" &&',
+        "--owner 50000:0 &&",
+    ),
+    ("national_intake_credentials", "docker/compose.yaml", "--owner 50000:0", "--owner 0:0"),
+    (
+        "national_intake_credentials",
+        "docker/compose.yaml",
+        "--pgpass-file /var/lib/national-intake/pgpass",
+        "--pgpass-file /var/lib/national-intake/password",
+    ),
+    (
+        "national_intake_credentials",
+        "docker/compose.yaml",
+        "--admin-url-env WAREHOUSE_URL",
+        "--admin-url-env DATABASE_URL",
+    ),
+    (
+        "national_intake_credentials",
+        "docker/compose.yaml",
+        "- national-intake-server:/var/lib/national-intake:ro",
+        "- national-feed-connections:/var/lib/national-intake:ro",
+    ),
+    (
+        "national_intake_credentials",
+        "docker/compose.yaml",
+        "export NATIONAL_INTAKE_CLIENTS NATIONAL_INTAKE_ADMIN_TOKEN &&",
+        "export NATIONAL_INTAKE_CLIENTS &&",
+    ),
+    (
+        "national_feed_connections",
+        "docker/compose.yaml",
+        "AIRFLOW__SECRETS__BACKEND: airflow.secrets.local_filesystem.LocalFilesystemBackend",
+        "AIRFLOW__SECRETS__BACKEND: airflow.secrets.environment_variables"
+        ".EnvironmentVariablesBackend",
+    ),
+    (
+        "national_feed_connections",
+        "docker/compose.yaml",
+        '/opt/airflow/national-feed/connections.json"}',
+        '/opt/airflow/national-feed/national_intake.json"}',
+    ),
+    (
+        "national_feed_connections",
+        "docker/compose.yaml",
+        "    - national-feed-connections:/opt/airflow/national-feed:ro\n",
+        "",
+    ),
+    (
+        "national_feed_connections",
+        "docker/compose.yaml",
+        "    - national-feed-connections:/opt/airflow/national-feed:ro\n",
+        "    - national-feed-connections:/opt/airflow/national-feed:ro\n"
+        "    - national-intake-server:/var/lib/national-intake:ro\n",
+    ),
+    (
+        "national_feed_connections",
+        "docker/compose.yaml",
+        "--intake-url http://national-intake:8095",
+        "--intake-url http://national-intake:8096",
+    ),
+    (
+        "national_feed_connections",
+        "docker/compose.yaml",
+        "      national-intake:\n        condition: service_healthy\n    healthcheck:",
+        "    healthcheck:",
+    ),
+    (
+        "national_feed_connections",
+        "docker/compose.yaml",
+        "  national-intake-init:\n    condition: service_completed_successfully\n",
+        "",
+    ),
+    (
+        "national_feed_connections",
+        "docker/compose.yaml",
+        "    AIRFLOW__SECRETS__BACKEND_KWARGS:",
+        "    AIRFLOW__WORKERS__SECRETS_BACKEND: airflow.secrets.environment_variables"
+        ".EnvironmentVariablesBackend\n    AIRFLOW__SECRETS__BACKEND_KWARGS:",
+    ),
 ]
 
 # The same, on the celery variant (compose.yaml + compose.celery.yaml, profile celery).
@@ -1962,6 +2887,14 @@ CELERY_MUTATIONS = [
         "AIRFLOW__CELERY__WORKERS_CONCURRENCY:",
     ),
     ("depends_on", "docker/compose.yaml", "      start_period: 5s\n", "      disable: true\n"),
+    (
+        "national_feed_connections",
+        "docker/compose.yaml",
+        "      registry:\n        condition: service_healthy\n      national-intake:\n"
+        "        condition: service_healthy\n    healthcheck:\n      test:\n        - CMD-SHELL",
+        "      registry:\n        condition: service_healthy\n    healthcheck:\n      test:\n"
+        "        - CMD-SHELL",
+    ),
 ]
 ALL_MUTATIONS = [("local", *m) for m in MUTATIONS] + [("celery", *m) for m in CELERY_MUTATIONS]
 

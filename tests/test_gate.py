@@ -494,7 +494,7 @@ def test_open_quarantine_lists_problems_per_source_and_reason_oldest_first(wareh
     from local.quarantine import format_rows, open_quarantine
 
     run_gate(warehouse_url, _land(warehouse_url, _records(80, bad_every=20)))
-    assert {reason for _, _, reason, _, _ in open_quarantine(warehouse_url)} == {
+    assert {reason for _, _, reason, _, _, _ in open_quarantine(warehouse_url)} == {
         "the record has no id",
         "field_code is not a research field of QĐ 12/2008",
         "end_date is before start_date",
@@ -506,14 +506,17 @@ def test_open_quarantine_lists_problems_per_source_and_reason_oldest_first(wareh
             " where reason = 'state budget is negative'"
         )
     rows = open_quarantine(warehouse_url)
-    assert [(s, e, r, n) for s, e, r, n, _ in rows] == [
-        (s, e, r, n) for s, e, r, n, _ in sorted(rows, key=lambda row: (row[4], row[2]))
+    assert [(s, e, r, n) for s, e, r, n, _, _ in rows] == [
+        (s, e, r, n) for s, e, r, n, _, _ in sorted(rows, key=lambda row: (row[4], row[2]))
     ]
-    reasons = {reason: count for _, _, reason, count, _ in rows}
+    assert all(reason_vi for *_, reason_vi in rows)  # and in Vietnamese
+    reasons = {reason: count for _, _, reason, count, _, _ in rows}
     assert "state budget is negative" not in reasons  # resolved rows are not open
     assert reasons and all(count > 0 for count in reasons.values())
     assert open_quarantine(warehouse_url, "another_source") == []
-    assert "ninh_binh_registry / st_task" in format_rows(rows)
+    listed = format_rows(rows)
+    assert "ninh_binh_registry / st_task" in listed
+    assert rows[0][5] in listed
 
 
 def test_a_pair_check_quarantines_only_rows_with_both_values(warehouse_url):

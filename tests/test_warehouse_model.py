@@ -3,24 +3,21 @@ stand-ins through the real gate (tests/pipeline.py), then the real dbt build —
 version tables, snapshots, dimensions, facts, KPI scorecard, every data and unit test — through
 write–audit–publish. The analysts' questions of the README are answered here with the README's
 own SQL and checked against the landed records; history, idempotence and personal data are
-checked on the same database."""
+checked on the same database (the session's `synced` warehouse, tests/conftest.py, which
+tests/test_feed_models.py shares)."""
 
 from __future__ import annotations
 
 import json
 import re
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from pipeline import sync_every_source
 from psycopg import sql
 from records import pages_of
 
 from connectors.landing import land_extraction
-from connectors.warehouse import ensure_schema
 from local.dbt import build_and_publish, generate_docs
 
 pytestmark = pytest.mark.e2e
@@ -56,27 +53,6 @@ def _counts(url: str, schema: str) -> dict[str, int]:
             ).fetchone()[0]
             for name in names
         }
-
-
-@pytest.fixture(scope="module")
-def synced(pg_admin_url: str, tmp_path_factory) -> Iterator[str]:
-    """A database with every source landed, gated and published, and one published build."""
-    dbname = f"test_model_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
-    url = pg_admin_url.rsplit("/", 1)[0] + f"/{dbname}"
-    try:
-        ensure_schema(url)
-        tmp = tmp_path_factory.mktemp("model")
-        counts = sync_every_source(url, tmp / "drops", tmp / "reports")
-        assert counts["published"] > 40 and counts["blocked"] == 0, counts
-        build_and_publish(url, run_id="test_model__first")
-        yield url
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
-            )
 
 
 def test_tasks_todays_ninh_binh_accepted_in_2024_include_old_ha_nam_and_nam_dinh(synced):

@@ -7,6 +7,7 @@
     'int_kpi_tasks_computed',
     'int_kpi_results_applied_12m_computed',
     'int_kpi_exchange_computed',
+    'int_kpi_feed_computed',
 ] %}
 {%- for model in computed %}
     select
