@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 import orjson
 import uvicorn
@@ -71,6 +71,46 @@ async def bounded_body(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+# --- OAuth2 client credentials (RFC 6749 §4.4) ----------------------------------------------
+
+
+def oauth_error(
+    error: str, description: str, status: int = 400, *, basic_realm: str | None = None
+) -> Response:
+    """RFC 6749 §5.2 error; a 401 carries a Basic challenge when `basic_realm` is given, as
+    §5.2 asks for invalid_client."""
+    headers = {"Cache-Control": "no-store"}
+    if status == 401 and basic_realm:
+        headers["WWW-Authenticate"] = f'Basic realm="{basic_realm}"'
+    return json_response({"error": error, "error_description": description}, status, headers)
+
+
+async def client_credentials_form(request: Request, limit: int) -> dict[str, str] | Response:
+    """A token request's form parameters (grant_type client_credentials), or the RFC 6749
+    error to answer: not a form, over `limit` bytes, a repeated parameter, another grant."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("application/x-www-form-urlencoded"):
+        return oauth_error("invalid_request", "body must be application/x-www-form-urlencoded")
+    body = await bounded_body(request, limit)
+    if body is None:
+        return oauth_error("invalid_request", f"the body is longer than {limit} bytes", 413)
+    form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    if any(len(values) > 1 for values in form.values()):
+        return oauth_error("invalid_request", "a parameter was repeated")
+    params = {name: values[0] for name, values in form.items()}
+    if "grant_type" not in params:
+        return oauth_error("invalid_request", "grant_type is required")
+    if params["grant_type"] != "client_credentials":
+        return oauth_error("unsupported_grant_type", "only client_credentials is supported")
+    return params
 
 
 # --- Problem details ------------------------------------------------------------------------

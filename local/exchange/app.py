@@ -68,6 +68,7 @@ from local.standin_http import (
     is_count,
     is_loopback,
     json_object_body,
+    json_response,
     mount,
     problem_response,
 )
@@ -99,10 +100,6 @@ class StandinSettings:
 
 
 # --- Responses ------------------------------------------------------------------------------
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
 def problem(

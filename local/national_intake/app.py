@@ -27,7 +27,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
 import orjson
 import psycopg
@@ -56,6 +55,7 @@ from local.national_intake.rules import (
     today_provinces,
 )
 from local.national_intake.store import BatchOutcome, NewBatch, Store, StoredBatch
+from local.standin_http import bounded_body, client_credentials_form, json_response, oauth_error
 
 MAX_BODY = 64 * 1024 * 1024  # bytes of a batch
 MAX_TOKEN_BODY = 16 * 1024
@@ -124,21 +124,10 @@ class Refused(Exception):
         self.status, self.error, self.detail, self.headers = status, error, detail, headers
 
 
-def json_response(
-    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
-) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
-
-
 def error_response(
     status: int, error: str, detail: str, headers: Mapping[str, str] | None = None
 ) -> Response:
     return json_response({"error": error, "detail": detail}, status, headers)
-
-
-def oauth_error(error: str, description: str, status: int = 400) -> Response:
-    headers = {"Cache-Control": "no-store"}
-    return json_response({"error": error, "error_description": description}, status, headers)
 
 
 def _copy_text(text: str) -> bytes:
@@ -255,20 +244,9 @@ class IntakeService:
     # --- Authentication ---------------------------------------------------------------------
 
     async def issue_token(self, request: Request) -> Response:
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("application/x-www-form-urlencoded"):
-            return oauth_error("invalid_request", "body must be application/x-www-form-urlencoded")
-        body = await _bounded_body(request, MAX_TOKEN_BODY)
-        if body is None:
-            return oauth_error("invalid_request", f"the body is over {MAX_TOKEN_BODY} bytes", 413)
-        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-        if any(len(values) > 1 for values in form.values()):
-            return oauth_error("invalid_request", "a parameter was repeated")
-        params = {name: values[0] for name, values in form.items()}
-        if "grant_type" not in params:
-            return oauth_error("invalid_request", "grant_type is required")
-        if params["grant_type"] != "client_credentials":
-            return oauth_error("unsupported_grant_type", "only client_credentials is supported")
+        params = await client_credentials_form(request, MAX_TOKEN_BODY)
+        if isinstance(params, Response):
+            return params
         client = self._by_client_id.get(params.get("client_id", ""))
         secret = params.get("client_secret", "")
         if client is None or not hmac.compare_digest(
@@ -312,7 +290,7 @@ class IntakeService:
         key = request.headers.get("idempotency-key", "")
         if not IDEMPOTENCY_KEY.fullmatch(key):
             raise Refused(400, "malformed", "Idempotency-Key must be 1-128 of [A-Za-z0-9._:-]")
-        body = await _bounded_body(request, MAX_BODY)
+        body = await bounded_body(request, MAX_BODY)
         if body is None:
             raise Refused(413, "body_too_large", f"the body is over {MAX_BODY} bytes")
         reject = self._faults.get("reject")
@@ -517,7 +495,7 @@ class IntakeService:
     async def set_fault(self, request: Request) -> Response:
         self._require_admin(request)
         try:
-            body = orjson.loads(await _bounded_body(request, MAX_TOKEN_BODY) or b"")
+            body = orjson.loads(await bounded_body(request, MAX_TOKEN_BODY) or b"")
         except orjson.JSONDecodeError:
             body = None
         if not isinstance(body, dict) or set(body) - _FAULT_FIELDS:
@@ -565,20 +543,6 @@ def _whole(value: object, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise Refused(400, "malformed", f"{name} must be a whole number from {low} to {high}")
     return value
-
-
-async def _bounded_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None past ``limit`` bytes (a declared length over it is not read at all)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def create_app(

@@ -52,9 +52,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qs, unquote_plus
+from urllib.parse import unquote_plus
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -68,14 +67,16 @@ from local.registry.profiles import load_profiles
 from local.registry.registries import RegistryData
 from local.standin_http import (
     application,
-    bounded_body,
+    client_credentials_form,
     instance_of,
     is_count,
     is_loopback,
     json_object_body,
+    json_response,
     mount,
     problem_response,
 )
+from local.standin_http import oauth_error as standin_oauth_error
 
 ENTITIES = tuple(ENTITY_PATHS.values())
 DEFAULT_LIMIT = 1000
@@ -119,10 +120,6 @@ class RegistrySettings:
 # --- Responses ------------------------------------------------------------------------------
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
-
-
 def problem(
     status: int, detail: str, request: Request, headers: dict[str, str] | None = None
 ) -> Response:
@@ -131,11 +128,7 @@ def problem(
 
 
 def oauth_error(error: str, description: str, status: int = 400) -> Response:
-    """RFC 6749 §5.2 error; 401 carries a Basic challenge as §5.2 asks for invalid_client."""
-    headers = {"Cache-Control": "no-store"}
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="sti-registry"'
-    return json_response({"error": error, "error_description": description}, status, headers)
+    return standin_oauth_error(error, description, status, basic_realm="sti-registry")
 
 
 class BadRequest(Exception):
@@ -256,21 +249,9 @@ class RegistryService:
         return json_response({"status": "ok"})
 
     async def issue_token(self, request: Request) -> Response:
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("application/x-www-form-urlencoded"):
-            return oauth_error("invalid_request", "body must be application/x-www-form-urlencoded")
-        body = await bounded_body(request, MAX_TOKEN_BODY)
-        if body is None:
-            detail = f"the body is longer than {MAX_TOKEN_BODY} bytes"
-            return oauth_error("invalid_request", detail, 413)
-        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-        if any(len(values) > 1 for values in form.values()):
-            return oauth_error("invalid_request", "a parameter was repeated")
-        params = {name: values[0] for name, values in form.items()}
-        if "grant_type" not in params:
-            return oauth_error("invalid_request", "grant_type is required")
-        if params["grant_type"] != "client_credentials":
-            return oauth_error("unsupported_grant_type", "only client_credentials is supported")
+        params = await client_credentials_form(request, MAX_TOKEN_BODY)
+        if isinstance(params, Response):
+            return params
 
         authorization = request.headers.get("authorization", "")
         if authorization.partition(" ")[0].lower() == "basic" and "client_secret" in params:
