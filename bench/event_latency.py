@@ -312,7 +312,10 @@ def run_benchmark(
             ) as pipeline:
                 _say(f"first load: {', '.join(sync_dag_ids)}, then {WAREHOUSE_DAG_ID}")
                 initial = run_initial_load(
-                    pipeline.runs, sync_dag_ids, Progress(len(sync_dag_ids) + 1)
+                    pipeline.runs,
+                    sync_dag_ids,
+                    Progress(len(sync_dag_ids) + 1),
+                    national_feed=False,
                 )
                 _say("first load done")
                 failed = [r.dag_id for r in initial if r.state != "success"]

@@ -299,6 +299,14 @@ def test_an_incompatible_column_change_rolls_the_whole_publish_back(warehouse_ur
         ),
         encoding="utf-8",
     )
+    # …and the national feed model that reads it follows (only the published view may break).
+    feed = project / "models" / "intermediate" / "feed" / "int_feed_st_task.sql"
+    feed_text = feed.read_text(encoding="utf-8")
+    assert "task.principal_investigator" in feed_text
+    feed.write_text(
+        feed_text.replace("task.principal_investigator", "task.lead_investigator"),
+        encoding="utf-8",
+    )
     _land_published(url, 20, 5)
 
     with pytest.raises(PublishError) as refused:
