@@ -36,7 +36,6 @@ import requests
 
 from bench.event_intake import fresh_database, machine_description
 from bench.results_log import record_results, say
-from connectors.national_contract import body_sha256, sign_batch
 from connectors.national_feed import (
     CHUNK_RECORDS,
     IntakeClients,
@@ -44,6 +43,7 @@ from connectors.national_feed import (
     change_chunks,
     deliver,
 )
+from connectors.national_intake import batch_headers
 from connectors.national_reconcile import reconcile
 from local.feed import intake_connection
 from local.national_intake.process import RunningIntake, run_national_intake
@@ -266,13 +266,7 @@ def _post_plain(intake: RunningIntake, bodies: list[tuple[str, bytes, int]]) -> 
         key = f"plain.{run}.{number}"
         headers = {
             "Authorization": f"Bearer {tokens[province]}",
-            "Content-Type": "application/json",
-            "Idempotency-Key": key,
-            "X-Manifest-Record-Count": str(count),
-            "X-Manifest-SHA256": body_sha256(body),
-            "X-JWS-Signature": sign_batch(
-                body, key, count, credential.private_key_pem, credential.key_id
-            ),
+            **batch_headers(intake_connection(intake, province), key, body, count),
         }
         prepared.append((body, headers))
     started = time.perf_counter()

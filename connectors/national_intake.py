@@ -125,6 +125,22 @@ class BatchReply:
         )
 
 
+def batch_headers(
+    connection: IntakeConnection, idempotency_key: str, body: bytes, record_count: int
+) -> dict[str, str]:
+    """A batch's headers: its key, its manifest and its signature by the province's key (the
+    bearer token is the caller's)."""
+    return {
+        "Content-Type": "application/json",
+        "Idempotency-Key": idempotency_key,
+        "X-Manifest-Record-Count": str(record_count),
+        "X-Manifest-SHA256": body_sha256(body),
+        "X-JWS-Signature": sign_batch(
+            body, idempotency_key, record_count, connection.signing_key_pem, connection.key_id
+        ),
+    }
+
+
 class NationalIntakeClient:
     def __init__(
         self,
@@ -158,16 +174,7 @@ class NationalIntakeClient:
     # -- batches -------------------------------------------------------------------------
     def submit(self, idempotency_key: str, body: bytes, record_count: int) -> BatchReply:
         """POST one batch (signed here). Raises IntakeUnavailable or IntakeRefused."""
-        conn = self.connection
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": idempotency_key,
-            "X-Manifest-Record-Count": str(record_count),
-            "X-Manifest-SHA256": body_sha256(body),
-            "X-JWS-Signature": sign_batch(
-                body, idempotency_key, record_count, conn.signing_key_pem, conn.key_id
-            ),
-        }
+        headers = batch_headers(self.connection, idempotency_key, body, record_count)
         reply = self._call("POST", "/v1/batches", data=body, headers=headers)
         if reply.status_code == 200:
             replayed = reply.headers.get("Idempotent-Replayed", "").lower() == "true"

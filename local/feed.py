@@ -87,15 +87,7 @@ def connection_env(intake: RunningIntake) -> dict[str, str]:
 def intake_connection(intake: RunningIntake, province: str) -> IntakeConnection | None:
     """The province's connection to the running stand-in (None: it has no credentials)."""
     credential = intake.credentials.get(province)
-    if credential is None:
-        return None
-    return IntakeConnection(
-        intake.base_url,
-        credential.client_id,
-        credential.client_secret,
-        credential.key_id,
-        credential.private_key_pem,
-    )
+    return credential.connection(intake.base_url) if credential else None
 
 
 @contextmanager

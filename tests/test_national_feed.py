@@ -70,15 +70,7 @@ def feed_url(warehouse_url: str) -> str:
 def connections(intake: RunningIntake, base_url: str | None = None):
     def connection_for(province: str) -> IntakeConnection | None:
         credential = intake.credentials.get(province)
-        if credential is None:
-            return None
-        return IntakeConnection(
-            base_url or intake.base_url,
-            credential.client_id,
-            credential.client_secret,
-            credential.key_id,
-            credential.private_key_pem,
-        )
+        return credential.connection(base_url or intake.base_url) if credential else None
 
     return connection_for
 

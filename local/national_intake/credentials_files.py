@@ -45,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from connectors.national_intake import CONNECTION_ENV, IntakeConnection
+from connectors.national_intake import CONNECTION_ENV
 from local.national_intake import CLIENTS_ENV
 from local.national_intake.process import (
     INTAKE_DB,
@@ -154,15 +154,7 @@ def connections_document(
 ) -> dict[str, Any]:
     """{connection id: Airflow connection} for LocalFilesystemBackend."""
     return {
-        connection_id(province): json.loads(
-            IntakeConnection(
-                intake_url.rstrip("/"),
-                credential.client_id,
-                credential.client_secret,
-                credential.key_id,
-                credential.private_key_pem,
-            ).as_airflow_json()
-        )
+        connection_id(province): json.loads(credential.connection(intake_url).as_airflow_json())
         for province, credential in sorted(credentials.items())
     }
 

@@ -26,6 +26,7 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 
 from connectors.national_contract import new_signing_key
+from connectors.national_intake import IntakeConnection
 from local.national_intake import ADMIN_TOKEN_ENV, CLIENTS_ENV, DATABASE_URL_ENV
 from local.postgres import ensure_database
 from local.standin_process import free_loopback_port, serve
@@ -43,6 +44,13 @@ class IntakeCredential:
     client_secret: str = field(repr=False)
     key_id: str
     private_key_pem: str = field(repr=False)
+
+    def connection(self, base_url: str) -> IntakeConnection:
+        """The publisher's connection to the intake at `base_url` with this credential."""
+        return IntakeConnection(
+            base_url.rstrip("/"), self.client_id, self.client_secret, self.key_id,
+            self.private_key_pem,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
